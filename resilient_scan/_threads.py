@@ -245,12 +245,23 @@ class DaemonPool:
         func: Callable[..., T],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
+        *,
         deadline: float | None,
+        on_done: Callable[[], None] | None = None,
     ) -> Call[T]:
-        """Start ``func(*args, **kwargs)`` on a worker, in a copy of the caller's context."""
+        """Start ``func(*args, **kwargs)`` on a worker, in a copy of the caller's context.
+
+        *on_done* runs on the worker once the call has finished, abandoned or not.
+        """
         call: Call[T] = Call(name)
         context = contextvars.copy_context()
-        self.submit(lambda: call.run(context, func, args, kwargs, deadline))
+
+        def task() -> None:
+            call.run(context, func, args, kwargs, deadline)
+            if on_done is not None:
+                on_done()
+
+        self.submit(task)
         return call
 
 

@@ -44,7 +44,7 @@ class TimeoutPolicy:
         @functools.wraps(func)
         def call_with_timeout(*args: P.args, **kwargs: P.kwargs) -> R:
             started = time.monotonic()
-            call = POOL.start_call(name, func, args, kwargs, started + limit)
+            call = POOL.start_call(name, func, args, kwargs, deadline=started + limit)
             if call.wait(limit) or not call.abandon():
                 return call.outcome()
             elapsed = time.monotonic() - started
