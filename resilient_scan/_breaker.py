@@ -200,7 +200,8 @@ class CircuitBreaker:
 
     def _record_success(self, admission: _Admission) -> None:
         if admission is _ADMITTED_CLOSED:
-            if self._storage.counter:
+            # Only while closed: an open breaker's count is what opened it.
+            if self._storage.counter and self._storage.state == CLOSED:
                 self._storage.reset_counter()
             return
         with self._lock:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -116,6 +117,7 @@ class _Cached(Generic[P, R]):
         self.name = callable_name(func)
         self.store = store
         self.key = key
+        self.custom_key = key is not cachetools.keys.hashkey
         self.maxsize = maxsize
         self.lock = threading.Lock()
         self.flights: dict[Hashable, _Flight[R]] = {}
@@ -133,10 +135,12 @@ class _Cached(Generic[P, R]):
             try:
                 value = store_get(key, MISSING)
             except TypeError as exc:  # an unhashable argument
-                raise TypeError(
-                    f"ttl_cache({self.name}): cannot build a cache key from the arguments "
-                    f"({exc}); pass key= to derive a hashable key"
-                ) from exc
+                hint = (
+                    "key= returned an unhashable key"
+                    if self.custom_key
+                    else "pass key= to derive a hashable key from the arguments"
+                )
+                raise TypeError(f"ttl_cache({self.name}): {exc}; {hint}") from exc
             if value is not MISSING:
                 with lock:
                     self.hits += 1
@@ -192,8 +196,9 @@ class _Cached(Generic[P, R]):
     def follow(self, flight: _Flight[R]) -> R:
         # A caller with a deadline does not wait for the shared call past it.
         budget = time_remaining()
+        waited_from = time.monotonic()
         if not flight.done.wait(budget):
-            raise ScanTimeout(self.name, budget or 0.0, budget or 0.0)
+            raise ScanTimeout(self.name, budget or 0.0, time.monotonic() - waited_from)
         if flight.error is not None:
             raise flight.error
         with self.lock:

@@ -60,7 +60,11 @@ class ResilientFunction(Protocol[P, R_co]):
 def _settings(policy: type[Any], given: Mapping[str, Any], where: str) -> Any:
     names = [f.name for f in fields(policy) if f.init]
     _validate.reject_unknown(given, names, where)
-    return policy(**given)
+    try:
+        return policy(**given)
+    except ConfigError as exc:
+        # "retry.attempts" -> "resilient.retry.attempts", as unknown keys are named.
+        raise ConfigError(f"{where}.{exc.key.partition('.')[2] or exc.key}", exc.problem) from None
 
 
 def _timeout_layer(value: object) -> TimeoutPolicy | None:

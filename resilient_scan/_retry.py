@@ -11,6 +11,7 @@ import email.utils
 import functools
 import math
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta, timezone
@@ -23,7 +24,7 @@ from ._clock import SYSTEM_CLOCK, Clock, backoff_sleep
 from ._errors import CircuitOpenError, ConfigError
 from ._logging import callable_name, describe_error, log
 from ._stats import record
-from ._threads import time_remaining
+from ._threads import reset_deadline, set_deadline, time_remaining
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -90,7 +91,6 @@ class RetryPolicy:
         single_attempt = self.attempts == 1
         monotonic = self.clock.monotonic
 
-        @functools.wraps(func)
         def call_with_retry(*args: P.args, **kwargs: P.kwargs) -> R:
             started = monotonic()
             try:
@@ -101,7 +101,20 @@ class RetryPolicy:
                 first_failure = exc
             return _Retry(self, name, started).run(first_failure, func, args, kwargs)
 
-        return call_with_retry
+        total = self.total
+        if total is None:
+            return functools.wraps(func)(call_with_retry)
+
+        def call_within_budget(*args: P.args, **kwargs: P.kwargs) -> R:
+            # The budget is also the deadline of each attempt: an inner timeout ends an
+            # attempt when the budget runs out, and time_remaining() inside tells it.
+            token = set_deadline(time.monotonic() + total)
+            try:
+                return call_with_retry(*args, **kwargs)
+            finally:
+                reset_deadline(token)
+
+        return functools.wraps(func)(call_within_budget)
 
     def describe(self) -> str:
         """Return a short description, as shown by ``resilient(...).describe()``."""
@@ -243,8 +256,9 @@ def _parse_retry_after(raw: object, clock: Clock) -> float | None:
     if not isinstance(raw, str):
         return None
     text = raw.strip()
-    if text.isdigit():
-        return float(text)
+    if text.isascii() and text.isdigit():
+        seconds = float(text)
+        return seconds if math.isfinite(seconds) else None
     try:
         when = email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):

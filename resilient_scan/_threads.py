@@ -56,6 +56,22 @@ def _enter_deadline(deadline: float) -> None:
         _deadline.set(deadline)
 
 
+def earliest_deadline(deadline: float) -> float:
+    """Return *deadline*, or the current context's deadline if that comes first."""
+    outer = _deadline.get()
+    return deadline if outer is None or deadline < outer else outer
+
+
+def set_deadline(deadline: float) -> contextvars.Token[float | None]:
+    """Set the deadline of the calls made from here on (keeping an earlier one)."""
+    return _deadline.set(earliest_deadline(deadline))
+
+
+def reset_deadline(token: contextvars.Token[float | None]) -> None:
+    """Undo `set_deadline`."""
+    _deadline.reset(token)
+
+
 class _Abandoned:
     """How many abandoned calls are still running, and how many there have been."""
 

@@ -12,7 +12,7 @@ from typing import ParamSpec, TypeVar
 from . import _validate
 from ._errors import ScanTimeout
 from ._logging import callable_name, log
-from ._threads import ABANDONED, POOL
+from ._threads import ABANDONED, POOL, current_deadline
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -26,7 +26,8 @@ class TimeoutPolicy:
         seconds: The limit for one call. The call runs on a daemon worker thread; at the
             limit the caller gets `ScanTimeout` and the call is abandoned (it runs on until
             it returns, counted by `abandoned_threads`). Code inside the call can read its
-            limit with `time_remaining`.
+            limit with `time_remaining`. An enclosing deadline that ends sooner (a retry's
+            ``total`` budget, the executor's scanner timeout) shortens the limit.
     """
 
     seconds: float
@@ -44,18 +45,22 @@ class TimeoutPolicy:
         @functools.wraps(func)
         def call_with_timeout(*args: P.args, **kwargs: P.kwargs) -> R:
             started = time.monotonic()
-            call = POOL.start_call(name, func, args, kwargs, deadline=started + limit)
-            if call.wait(limit) or not call.abandon():
+            # An enclosing limit (a retry budget, the executor's per-scanner timeout) that
+            # ends sooner shortens this one: no attempt outlives the budget it belongs to.
+            outer = current_deadline()
+            effective = limit if outer is None else max(0.0, min(limit, outer - started))
+            call = POOL.start_call(name, func, args, kwargs, deadline=started + effective)
+            if call.wait(effective) or not call.abandon():
                 return call.outcome()
             elapsed = time.monotonic() - started
             log.warning(
                 "timeout.fired",
                 function=name,
-                limit=limit,
+                limit=effective,
                 elapsed=round(elapsed, 3),
                 abandoned=ABANDONED.running,
             )
-            raise ScanTimeout(name, limit, elapsed)
+            raise ScanTimeout(name, effective, elapsed)
 
         return call_with_timeout
 

@@ -60,6 +60,8 @@ def exception_filter(value: object, key: str) -> Callable[[BaseException], bool]
                 raise ConfigError(key, f"tuple items must be exception types, got {item!r}")
         types = value
         return lambda exc: isinstance(exc, types)
+    if isinstance(value, type):
+        raise ConfigError(key, f"must be an exception type or a predicate, got the class {value!r}")
     if callable(value):
         predicate: Callable[[BaseException], Any] = value
         return lambda exc: bool(predicate(exc))

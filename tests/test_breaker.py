@@ -1,0 +1,288 @@
+"""rs.circuit_breaker: trips, rejects, half-open trials, and no lock around the call."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import pybreaker
+import pytest
+
+import resilient_scan as rs
+from resilient_scan.testing import FakeClock
+
+RESET = 10.0
+
+
+class Interrupted(BaseException):
+    """Like KeyboardInterrupt: not an Exception, so not the service's failure."""
+
+
+class Service:
+    """A function under test whose next outcome the test sets."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.error: BaseException | None = None
+        self.hold: threading.Event | None = None
+        self.entered = threading.Event()
+        self._lock = threading.Lock()
+
+    def __call__(self) -> str:
+        with self._lock:
+            self.calls += 1
+        self.entered.set()
+        if self.hold is not None:
+            assert self.hold.wait(10.0)
+        if self.error is not None:
+            raise self.error
+        return "ok"
+
+
+def guarded(service: Service, clock: FakeClock, fail_max: int = 3) -> rs.BreakerFunction[[], str]:
+    return rs.circuit_breaker(fail_max=fail_max, reset_timeout=RESET, clock=clock)(service)
+
+
+def trip(call: Callable[[], str], service: Service, times: int) -> None:
+    service.error = ConnectionError("down")
+    for _ in range(times):
+        with pytest.raises(ConnectionError):
+            call()
+    service.error = None
+
+
+def test_opens_after_fail_max_consecutive_failures(clock: FakeClock):
+    service = Service()
+    call = guarded(service, clock, fail_max=3)
+    trip(call, service, 2)
+    assert call.breaker.state == "closed"
+    trip(call, service, 1)
+    assert call.breaker.state == "open"
+
+
+def test_a_success_resets_the_failure_count(clock: FakeClock):
+    service = Service()
+    call = guarded(service, clock, fail_max=3)
+    trip(call, service, 2)
+    assert call() == "ok"
+    trip(call, service, 2)
+    assert call.breaker.state == "closed"
+    trip(call, service, 1)
+    assert call.breaker.state == "open"
+
+
+def test_open_rejects_with_circuit_open_error_without_calling(clock: FakeClock):
+    service = Service()
+    call = guarded(service, clock, fail_max=1)
+    trip(call, service, 1)
+    calls_before = service.calls
+    with pytest.raises(rs.CircuitOpenError) as info:
+        call()
+    assert service.calls == calls_before
+    assert info.value.retry_in == pytest.approx(RESET)
+
+
+def test_after_reset_timeout_the_breaker_is_half_open(clock: FakeClock):
+    service = Service()
+    call = guarded(service, clock, fail_max=1)
+    trip(call, service, 1)
+    clock.advance(RESET - 0.5)
+    assert call.breaker.state == "open"
+    clock.advance(1.0)
+    assert call.breaker.state == "half-open"
+
+
+def test_half_open_admits_exactly_one_trial_and_rejects_the_others_at_once(clock: FakeClock):
+    service = Service()
+    call = guarded(service, clock, fail_max=1)
+    trip(call, service, 1)
+    clock.advance(RESET + 1)
+    assert call.breaker.state == "half-open"
+    calls_before = service.calls
+    service.hold = threading.Event()
+    service.entered.clear()
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        try:
+            trial = pool.submit(call)
+            assert service.entered.wait(5.0)
+            others = [pool.submit(call) for _ in range(4)]
+            # They must not wait for the trial: it is still held.
+            for other in others:
+                with pytest.raises(rs.CircuitOpenError):
+                    other.result(timeout=5.0)
+            assert not trial.done()
+        finally:
+            service.hold.set()
+        assert trial.result(timeout=5.0) == "ok"
+    assert service.calls == calls_before + 1
+
+
+def test_a_successful_trial_closes_the_breaker(clock: FakeClock):
+    service = Service()
+    call = guarded(service, clock, fail_max=1)
+    trip(call, service, 1)
+    clock.advance(RESET + 1)
+    assert call() == "ok"
+    assert call.breaker.state == "closed"
+    assert call() == "ok"
+
+
+def test_a_failed_trial_opens_the_breaker_again(clock: FakeClock):
+    service = Service()
+    call = guarded(service, clock, fail_max=1)
+    trip(call, service, 1)
+    clock.advance(RESET + 1)
+    trip(call, service, 1)
+    assert call.breaker.state == "open"
+    calls_before = service.calls
+    with pytest.raises(rs.CircuitOpenError):
+        call()
+    assert service.calls == calls_before
+
+
+@pytest.mark.parametrize(
+    ("exclude", "error"),
+    [
+        ((KeyError,), KeyError("no such ticker")),
+        ((KeyError, LookupError), IndexError("out of range")),
+        ((lambda exc: "404" in str(exc),), ConnectionError("HTTP 404")),
+    ],
+    ids=["type", "base type", "predicate"],
+)
+def test_excluded_exceptions_do_not_count(
+    clock: FakeClock,
+    exclude: tuple[type[BaseException] | Callable[[BaseException], bool], ...],
+    error: Exception,
+):
+    service = Service()
+    call = rs.circuit_breaker(fail_max=1, exclude=exclude, clock=clock)(service)
+    service.error = error
+    for _ in range(3):
+        with pytest.raises(type(error)):
+            call()
+    assert call.breaker.state == "closed"
+    service.error = ConnectionError("HTTP 500")
+    with pytest.raises(ConnectionError):
+        call()
+    assert call.breaker.state == "open"
+
+
+def test_a_scan_timeout_from_an_inner_timeout_counts_as_a_failure(clock: FakeClock):
+    release = threading.Event()
+
+    def hang() -> str:
+        release.wait(5.0)
+        return "late"
+
+    call = rs.circuit_breaker(fail_max=1, clock=clock)(rs.timeout(0.1)(hang))
+    try:
+        with pytest.raises(rs.ScanTimeout):
+            call()
+    finally:
+        release.set()
+    assert call.breaker.state == "open"
+
+
+def test_calls_through_one_breaker_run_concurrently():
+    lock = threading.Lock()
+    running = 0
+    most_at_once = 0
+
+    @rs.circuit_breaker(fail_max=5)
+    def work() -> None:
+        nonlocal running, most_at_once
+        with lock:
+            running += 1
+            most_at_once = max(most_at_once, running)
+        time.sleep(0.02)
+        with lock:
+            running -= 1
+
+    threads = 16
+    start_together = threading.Barrier(threads)
+
+    def run(_: int) -> None:
+        start_together.wait(timeout=10)
+        for _ in range(4):
+            work()
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        list(pool.map(run, range(threads)))
+    assert most_at_once > 1
+
+
+def test_breaker_state_takes_the_three_documented_values(clock: FakeClock):
+    service = Service()
+    call = guarded(service, clock, fail_max=1)
+    seen = [call.breaker.state]
+    trip(call, service, 1)
+    seen.append(call.breaker.state)
+    clock.advance(RESET + 1)
+    seen.append(call.breaker.state)
+    call()
+    seen.append(call.breaker.state)
+    assert seen == ["closed", "open", "half-open", "closed"]
+
+
+def test_one_circuit_breaker_object_shared_by_two_functions_trips_for_both(clock: FakeClock):
+    shared = rs.CircuitBreaker(fail_max=2, reset_timeout=RESET, name="market-data", clock=clock)
+    quotes_service, news_service = Service(), Service()
+    quotes = shared(quotes_service)
+    news = shared(news_service)
+    assert quotes.breaker is shared
+    assert news.breaker is shared
+    trip(quotes, quotes_service, 2)
+    with pytest.raises(rs.CircuitOpenError) as info:
+        news()
+    assert news_service.calls == 0
+    assert info.value.breaker == "market-data"
+
+
+def test_a_base_exception_does_not_count_as_a_failure(clock: FakeClock):
+    service = Service()
+    call = guarded(service, clock, fail_max=1)
+    service.error = Interrupted()
+    with pytest.raises(Interrupted):
+        call()
+    assert call.breaker.state == "closed"
+    assert call.breaker.failures == 0
+
+
+def test_a_base_exception_in_the_trial_releases_the_trial(clock: FakeClock):
+    service = Service()
+    call = guarded(service, clock, fail_max=1)
+    trip(call, service, 1)
+    clock.advance(RESET + 1)
+    service.error = Interrupted()
+    with pytest.raises(Interrupted):
+        call()
+    assert call.breaker.state == "half-open"
+    service.error = None
+    assert call() == "ok"  # admitted as the next trial, not rejected
+    assert call.breaker.state == "closed"
+
+
+def test_pybreaker_memory_storage_passed_as_storage_holds_the_state(clock: FakeClock):
+    storage = pybreaker.CircuitMemoryStorage(pybreaker.STATE_CLOSED)
+    service = Service()
+    call = rs.circuit_breaker(fail_max=2, reset_timeout=RESET, storage=storage, clock=clock)(
+        service
+    )
+    trip(call, service, 2)
+    assert storage.state == "open"
+    assert call.breaker.state == "open"
+    with pytest.raises(rs.CircuitOpenError):
+        call()
+    # A second breaker on the same storage sees the same open circuit.
+    other_service = Service()
+    other = rs.circuit_breaker(fail_max=2, reset_timeout=RESET, storage=storage, clock=clock)(
+        other_service
+    )
+    with pytest.raises(rs.CircuitOpenError):
+        other()
+    assert other_service.calls == 0
+    clock.advance(RESET + 1)
+    assert call() == "ok"
+    assert storage.state == "closed"

@@ -1,0 +1,183 @@
+"""rs.resilient: cache -> retry -> breaker -> timeout, in that order whatever the call order."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+import resilient_scan as rs
+from resilient_scan.testing import FakeClock
+from tests.conftest import Flaky
+
+
+def fetch() -> str:
+    return "data"
+
+
+def test_layers_are_composed_cache_retry_breaker_timeout_whatever_the_argument_order():
+    wrapped = rs.resilient(timeout=1.0, breaker=True, retry=True, cache=60)(fetch)
+    kinds = [type(layer) for layer in wrapped.layers]
+    assert kinds == [rs.CachePolicy, rs.RetryPolicy, rs.BreakerPolicy, rs.TimeoutPolicy]
+    described = wrapped.describe()
+    positions = [
+        described.index(part) for part in ("ttl_cache(", "retry(", "circuit_breaker(", "timeout(")
+    ]
+    assert positions == sorted(positions)
+    assert described.endswith(" -> fetch")
+    assert wrapped() == "data"
+
+
+def test_a_cache_hit_answers_while_the_breaker_is_open(clock: FakeClock):
+    calls: list[str] = []
+
+    @rs.resilient(cache={"ttl": 60, "clock": clock}, breaker={"fail_max": 1, "clock": clock})
+    def quote(symbol: str) -> str:
+        calls.append(symbol)
+        if symbol == "DOWN":
+            raise ConnectionError("service down")
+        return f"{symbol}-quote"
+
+    assert quote("AAPL") == "AAPL-quote"
+    with pytest.raises(ConnectionError):
+        quote("DOWN")
+    assert quote.breaker is not None
+    assert quote.breaker.state == "open"
+    with pytest.raises(rs.CircuitOpenError):
+        quote("MSFT")
+    assert quote("AAPL") == "AAPL-quote"
+    assert calls == ["AAPL", "DOWN"]
+
+
+def test_each_retry_attempt_is_seen_by_the_breaker_and_retries_stop_when_it_opens(
+    clock: FakeClock,
+):
+    flaky = Flaky(failures=100)
+    wrapped = rs.resilient(
+        retry={"attempts": 5, "backoff": 0.1, "jitter": False, "clock": clock},
+        breaker={"fail_max": 2, "clock": clock},
+    )(flaky)
+    with pytest.raises(rs.CircuitOpenError):
+        wrapped()
+    assert flaky.calls == 2
+    assert wrapped.breaker is not None
+    assert wrapped.breaker.state == "open"
+
+
+def test_a_timed_out_attempt_counts_as_a_breaker_failure(clock: FakeClock):
+    release = threading.Event()
+
+    def hang() -> str:
+        release.wait(5.0)
+        return "late"
+
+    wrapped = rs.resilient(timeout=0.1, breaker={"fail_max": 1, "clock": clock})(hang)
+    try:
+        with pytest.raises(rs.ScanTimeout):
+            wrapped()
+    finally:
+        release.set()
+    assert wrapped.breaker is not None
+    assert wrapped.breaker.state == "open"
+    with pytest.raises(rs.CircuitOpenError):
+        wrapped()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        ({"timeout": 1.5}, rs.TimeoutPolicy(seconds=1.5)),
+        ({"timeout": timedelta(seconds=2)}, rs.TimeoutPolicy(seconds=2.0)),
+        ({"timeout": {"seconds": 3}}, rs.TimeoutPolicy(seconds=3.0)),
+        ({"cache": 30}, rs.CachePolicy(ttl=30.0)),
+        ({"cache": {"ttl": 5, "maxsize": 10}}, rs.CachePolicy(ttl=5.0, maxsize=10)),
+        ({"retry": True}, rs.RetryPolicy()),
+        ({"retry": {"attempts": 2, "jitter": False}}, rs.RetryPolicy(attempts=2, jitter=False)),
+        ({"breaker": True}, rs.BreakerPolicy()),
+        ({"breaker": {"fail_max": 2}}, rs.BreakerPolicy(fail_max=2)),
+    ],
+    ids=[
+        "timeout-number",
+        "timeout-timedelta",
+        "timeout-dict",
+        "cache-number",
+        "cache-dict",
+        "retry-true",
+        "retry-dict",
+        "breaker-true",
+        "breaker-dict",
+    ],
+)
+def test_numbers_dicts_and_true_build_the_matching_policy(arguments: dict[str, Any], expected: Any):
+    wrapped = rs.resilient(**arguments)(fetch)
+    assert wrapped.layers == (expected,)
+    assert wrapped() == "data"
+
+
+def test_policy_objects_are_used_as_given():
+    timeout = rs.TimeoutPolicy(seconds=1.0)
+    retry = rs.RetryPolicy(attempts=2)
+    cache = rs.CachePolicy(ttl=9)
+    breaker = rs.BreakerPolicy(fail_max=3)
+    wrapped = rs.resilient(timeout=timeout, retry=retry, cache=cache, breaker=breaker)(fetch)
+    assert len(wrapped.layers) == 4
+    assert all(
+        layer is given
+        for layer, given in zip(wrapped.layers, (cache, retry, breaker, timeout), strict=True)
+    )
+
+
+def test_a_circuit_breaker_object_is_shared_between_functions(clock: FakeClock):
+    shared = rs.CircuitBreaker(fail_max=1, name="shared", clock=clock)
+    failing = rs.resilient(breaker=shared)(Flaky(failures=100))
+    healthy = rs.resilient(breaker=shared)(fetch)
+    assert failing.breaker is shared
+    with pytest.raises(ValueError):
+        failing()
+    with pytest.raises(rs.CircuitOpenError):
+        healthy()
+
+
+def test_none_leaves_every_layer_out_but_still_returns_a_wrapper():
+    wrapped = rs.resilient(timeout=None, retry=None, cache=None, breaker=None)(fetch)
+    assert wrapped.layers == ()
+    assert wrapped.breaker is None
+    assert wrapped.cache_info() is None
+    assert wrapped is not fetch
+    assert not hasattr(fetch, "layers")
+    assert wrapped() == "data"
+    assert wrapped.describe() == "fetch"
+
+
+@pytest.mark.parametrize(
+    ("layer", "settings", "unknown"),
+    [
+        ("timeout", {"secs": 1}, "secs"),
+        ("retry", {"atempts": 3}, "atempts"),
+        ("cache", {"ttl": 5, "max_size": 3}, "max_size"),
+        ("breaker", {"failmax": 3}, "failmax"),
+    ],
+)
+def test_an_unknown_dict_key_raises_config_error_naming_it(
+    layer: str, settings: dict[str, Any], unknown: str
+):
+    arguments: dict[str, Any] = {layer: settings}
+    with pytest.raises(rs.ConfigError) as info:
+        rs.resilient(**arguments)
+    assert unknown in str(info.value)
+
+
+def test_timeout_true_is_rejected():
+    with pytest.raises(rs.ConfigError) as info:
+        rs.resilient(timeout=True)
+    assert "timeout" in str(info.value)
+    assert "True" in str(info.value)
+
+
+def test_a_bad_value_in_a_layer_dict_is_named_with_its_full_path():
+    with pytest.raises(rs.ConfigError, match=r"resilient\.retry\.attempts: .*got 0"):
+        rs.resilient(retry={"attempts": 0})
+    with pytest.raises(rs.ConfigError, match=r"resilient\.breaker\.fail_max: .*got -1"):
+        rs.resilient(breaker={"fail_max": -1})
