@@ -15,7 +15,8 @@ from ._clock import Clock, SystemClock
 from ._compose import ResilientFunction, resilient
 from ._console import ScanConsoleRenderer, configure_logging
 from ._errors import CircuitOpenError, ConfigError, ResilientScanError, ScanTimeout
-from ._executor import ScanExecutor, ScanReport, ScanResult, ScanStatus
+from ._executor import ScanExecutor
+from ._report import ScanReport, ScanResult, ScanStatus
 from ._retry import RetryPolicy, retry, retry_after
 from ._scanner import ScannerInfo, ScannerObject, ScannerRegistry, scanner
 from ._state import to_plain

@@ -264,7 +264,7 @@ class BreakerFunction(Protocol[P, R_co]):
         ...
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class BreakerPolicy:
     """Settings of the circuit-breaker layer; each decorated function gets its own breaker.
 

@@ -57,7 +57,7 @@ class CachedFunction(Protocol[P, R_co]):
         ...
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CachePolicy:
     """Settings of the cache layer.
 

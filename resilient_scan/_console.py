@@ -70,7 +70,11 @@ class ScanConsoleRenderer:
         noun = "scanner" if count == 1 else "scanners"
         if event.get("mode") == "sequential":
             return f"Running {count} {noun} sequentially..."
-        return f"Running {count} {noun} concurrently (max {event.get('max_workers')} workers)..."
+        workers = event.get("max_workers")
+        return (
+            f"Running {count} {noun} concurrently "
+            f"(max {workers} worker{'' if workers == 1 else 's'})..."
+        )
 
     @staticmethod
     def _finished(event: MutableMapping[str, Any]) -> str:
@@ -94,9 +98,9 @@ class ScanConsoleRenderer:
     @staticmethod
     def _summary(event: MutableMapping[str, Any]) -> str:
         parts = [
-            f"{event[status]} {status}"
+            f"{count} {status}"
             for status in _STATUS_MARKS
-            if isinstance(event.get(status), int) and event[status]
+            if isinstance(count := event.get(f"{status}_count"), int) and count
         ]
         line = (
             f"Done in {_seconds(event.get('duration'))}: {', '.join(parts) or 'no scanners'}"

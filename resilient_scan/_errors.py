@@ -21,7 +21,7 @@ class ScanTimeout(ResilientScanError, TimeoutError):  # noqa: N818 - public cont
 
     def __init__(self, function: str, limit: float, elapsed: float) -> None:
         """Create the error for *function* that passed *limit* after *elapsed* seconds."""
-        super().__init__(f"{function} timed out after {limit:g}s")
+        super().__init__(f"{function} timed out after {limit:.3g}s")
         self.function = function
         self.limit = limit
         self.elapsed = elapsed

@@ -33,7 +33,7 @@ R = TypeVar("R")
 _MAX_EXPONENT = 64
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RetryPolicy:
     """Settings of the retry layer.
 

@@ -134,7 +134,8 @@ def scan_callable(item: object, settings: Mapping[str, Any]) -> Callable[[Any], 
             takes_settings = bool(inspect.signature(item).parameters)
         except (TypeError, ValueError):
             takes_settings = False
-        instance = item(settings) if takes_settings else item()
+        # A copy: a constructor that changes its settings must not change the next run's.
+        instance = item(dict(settings)) if takes_settings else item()
         return instance.scan  # type: ignore[no-any-return]
     if getattr(item, "scanner_info", None) is None and callable(getattr(item, "scan", None)):
         return item.scan  # type: ignore[attr-defined,no-any-return]

@@ -8,8 +8,9 @@ caller's values, and only a dict or list that a scanner writes to is copied, one
 a time, the first time it is written.
 
 What is not a dict or a list (tuples, strings, numbers, data frames, clients) is shared as
-it is, so treat such objects as read-only inside scanners; sets, bytearrays, deques and
-dict or list subclasses are shallow-copied the first time they are read.
+it is, so treat such objects as read-only inside scanners. Dict and list subclasses
+(defaultdict, OrderedDict), deques, sets and bytearrays are copied one level the first time
+they are read, their nested dicts and lists becoming views in turn.
 """
 
 from __future__ import annotations
@@ -29,7 +30,21 @@ def _view(value: Any) -> Any:
         return DictView(value)
     if kind is list:
         return ListView(value)
-    if isinstance(value, (dict, list, *_COPY_ON_READ)):
+    if isinstance(value, dict):
+        # A subclass keeps its type and behaviour (a defaultdict its factory) as a copy of
+        # one level, whose nested containers are views.
+        own = copy.copy(value)
+        for key, item in value.items():
+            if _needs_view(item):
+                own[key] = _view(item)
+        return own
+    if isinstance(value, (list, deque)):
+        own_items = copy.copy(value)
+        for index, item in enumerate(value):
+            if _needs_view(item):
+                own_items[index] = _view(item)
+        return own_items
+    if isinstance(value, _COPY_ON_READ):
         return copy.copy(value)
     return value
 
@@ -102,6 +117,25 @@ class DictView(MutableMapping[Any, Any]):
     def copy(self) -> dict[Any, Any]:
         """Return a shallow plain-dict copy, as `dict.copy` does."""
         return dict(self.items())
+
+    def __copy__(self) -> DictView:
+        """Return a view with its own overlay: changes to either stay apart, as dict copies."""
+        twin = DictView(self._base)
+        twin._own = dict(self._own)
+        twin._deleted = set(self._deleted)
+        return twin
+
+    def __or__(self, other: object) -> dict[Any, Any]:
+        """Return a plain dict of these items updated with *other*'s, as ``dict | dict``."""
+        if isinstance(other, Mapping):
+            return {**self, **other}
+        return NotImplemented
+
+    def __ror__(self, other: object) -> dict[Any, Any]:
+        """Return a plain dict of *other*'s items updated with these."""
+        if isinstance(other, Mapping):
+            return {**other, **self}
+        return NotImplemented
 
 
 class ListView(MutableSequence[Any]):
@@ -177,6 +211,28 @@ class ListView(MutableSequence[Any]):
         """Whether *value* is an item of this view."""
         return value in (self._base if self._own is None else self._own)
 
+    def sort(self, *, key: Any = None, reverse: bool = False) -> None:
+        """Sort in place, in this view only."""
+        self._items().sort(key=key, reverse=reverse)
+
+    def __add__(self, other: object) -> list[Any]:
+        """Return a plain list: these items, then *other*'s (as ``list + list`` does)."""
+        if isinstance(other, (list, ListView)):
+            return [*self, *other]
+        return NotImplemented
+
+    def __radd__(self, other: object) -> list[Any]:
+        """Return a plain list: *other*'s items, then these."""
+        if isinstance(other, list):
+            return [*other, *self]
+        return NotImplemented
+
+    def __mul__(self, times: int) -> list[Any]:
+        """Return a plain list of these items repeated *times*."""
+        return list(self) * times
+
+    __rmul__ = __mul__
+
     def insert(self, index: int, value: Any) -> None:
         """Insert *value* before *index*, in this view only."""
         self._items().insert(index, value)
@@ -205,6 +261,37 @@ class ListView(MutableSequence[Any]):
         """Return a shallow plain-list copy, as `list.copy` does."""
         return list(self)
 
+    def __copy__(self) -> ListView:
+        """Return a view with its own items: changes to either stay apart, as list copies."""
+        twin = ListView(self._base)
+        twin._own = None if self._own is None else list(self._own)
+        twin._children = dict(self._children)
+        return twin
+
+    def __lt__(self, other: object) -> bool:
+        """Compare items in order, as lists compare."""
+        if isinstance(other, (list, ListView)):
+            return list(self) < list(other)
+        return NotImplemented
+
+    def __le__(self, other: object) -> bool:
+        """Compare items in order, as lists compare."""
+        if isinstance(other, (list, ListView)):
+            return list(self) <= list(other)
+        return NotImplemented
+
+    def __gt__(self, other: object) -> bool:
+        """Compare items in order, as lists compare."""
+        if isinstance(other, (list, ListView)):
+            return list(self) > list(other)
+        return NotImplemented
+
+    def __ge__(self, other: object) -> bool:
+        """Compare items in order, as lists compare."""
+        if isinstance(other, (list, ListView)):
+            return list(self) >= list(other)
+        return NotImplemented
+
 
 def state_view(state: Mapping[str, Any]) -> DictView:
     """Return a copy-on-write view of *state* for one scanner."""
@@ -215,13 +302,22 @@ def to_plain(value: Any) -> Any:
     """Return *value* with every state view inside turned into a plain dict or list.
 
     Use it where a real dict is needed, e.g. ``json.dumps(rs.to_plain(state["config"]))``.
-    Values that are not views are returned as they are (containers are rebuilt only along
-    the way to a view).
+    Plain dicts, lists and tuples are rebuilt only on the way to a view inside them;
+    everything else is returned as it is.
     """
     if isinstance(value, DictView):
         return {key: to_plain(item) for key, item in value.items()}
     if isinstance(value, ListView):
         return [to_plain(item) for item in value]
+    kind = type(value)
+    if kind is dict:
+        plain = {key: to_plain(item) for key, item in value.items()}
+        return value if all(plain[key] is item for key, item in value.items()) else plain
+    if kind is list or kind is tuple:
+        items = [to_plain(item) for item in value]
+        if all(new is old for new, old in zip(items, value, strict=True)):
+            return value
+        return items if kind is list else tuple(items)
     return value
 
 
@@ -244,13 +340,16 @@ def appended_tool_logs(view: DictView, original: list[Any] | None) -> list[Any]:
     if logs is None:
         return []
     items = list(logs) if isinstance(logs, (list, ListView)) else []
-    if not original:
-        return items
-    if len(items) >= len(original) and all(a is b for a, b in zip(items, original, strict=False)):
-        return items[len(original) :]
-    # The scanner rebuilt the list: keep what was not there before.
-    before = {id(entry) for entry in original}
-    return [entry for entry in items if id(entry) not in before]
+    if original:
+        if len(items) >= len(original) and all(
+            a is b for a, b in zip(items, original, strict=False)
+        ):
+            items = items[len(original) :]
+        else:  # the scanner rebuilt the list: keep what was not there before
+            before = {id(entry) for entry in original}
+            items = [entry for entry in items if id(entry) not in before]
+    # Plain data in the report: an entry may hold views of the state.
+    return [to_plain(entry) for entry in items]
 
 
 _TOOL_LOGS = "tool_logs"

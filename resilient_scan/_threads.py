@@ -94,6 +94,19 @@ class _Abandoned:
 ABANDONED = _Abandoned()
 
 
+def abandoned_call_finished(name: str, ran_for: float, error: BaseException | None) -> None:
+    """Count an abandoned call as returned, and say so in the log."""
+    ABANDONED.remove()
+    log.info(
+        "timeout.abandoned_call_finished",
+        function=name,
+        ran_for=round(ran_for, 3),
+        outcome="ok" if error is None else "error",
+        error=None if error is None else describe_error(error),
+        abandoned=ABANDONED.running,
+    )
+
+
 def abandoned_threads() -> int:
     """Return how many threads are still running a call that a timeout gave up on.
 
@@ -147,20 +160,11 @@ class Call(Generic[T]):
             abandoned = self.abandoned
             self._done.set()
         if abandoned:
-            ABANDONED.remove()
-            context.run(self._log_late_finish)
+            context.run(
+                abandoned_call_finished, self.name, self.finished_at - self.started_at, self.error
+            )
             # Nobody will read the outcome: drop it so the traceback's frames are freed.
             self.result = self.error = None
-
-    def _log_late_finish(self) -> None:
-        log.info(
-            "timeout.abandoned_call_finished",
-            function=self.name,
-            ran_for=round(self.finished_at - self.started_at, 3),
-            outcome="ok" if self.error is None else "error",
-            error=None if self.error is None else describe_error(self.error),
-            abandoned=ABANDONED.running,
-        )
 
     def wait(self, seconds: float | None) -> bool:
         """Wait up to *seconds* for the call to finish; return whether it did."""

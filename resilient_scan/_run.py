@@ -1,0 +1,369 @@
+"""One run of the executor.
+
+Workers pull the next scanner themselves, as a thread pool's workers do, so the caller's
+thread is never a hop between one scanner and the next. The caller's thread keeps time: it
+learns when each scanner starts, wakes at the earliest deadline, marks scanners that pass it
+as timed out, abandons them, and starts a fresh worker in their place. An abandoned worker
+stops pulling scanners once its scanner returns, so no more than ``workers`` scanners run
+for the run at any time.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import heapq
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from ._errors import CircuitOpenError, ScanTimeout
+from ._logging import describe_error, log
+from ._report import Normalizer, ScanResult, ScanStatus
+from ._scanner import ScannerInfo, scan_callable
+from ._state import (
+    DictView,
+    ListView,
+    appended_tool_logs,
+    private_tool_logs,
+    state_view,
+    to_plain,
+)
+from ._stats import CallStats, current_stats
+from ._threads import ABANDONED, POOL, abandoned_call_finished, set_deadline
+
+_FAILED = (ScanStatus.ERROR, ScanStatus.TIMEOUT, ScanStatus.CIRCUIT_OPEN)
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A scanner of one run, with the settings that apply to it."""
+
+    index: int
+    item: Any
+    info: ScannerInfo
+    settings: Mapping[str, Any]
+    timeout: float
+    skip_reason: str | None
+
+
+class _Slot:
+    """A started scanner: written by its worker, read by the caller's thread."""
+
+    __slots__ = (
+        "abandoned",
+        "deadline",
+        "done",
+        "error",
+        "limit",
+        "original_logs",
+        "planned",
+        "recorded",
+        "result",
+        "started",
+        "stats",
+        "tool_logs",
+        "view",
+    )
+
+    def __init__(self, planned: Planned, started: float, deadline: float) -> None:
+        self.planned = planned
+        self.started = started
+        self.deadline = deadline
+        self.limit = planned.timeout  # the configured limit that fired, for messages
+        self.done = False  # the worker is finished with it (under the run's lock)
+        self.abandoned = False  # the caller gave up on it (under the run's lock)
+        self.recorded = False  # settled: its result is claimed (under the run's lock)
+        self.result: ScanResult | None = None
+        self.error: BaseException | None = None  # what it raised, for a late finish
+        self.stats = CallStats()
+        self.view: DictView | None = None
+        self.original_logs: list[Any] | None = None
+        self.tool_logs: list[Any] = []
+
+
+class Run:
+    """The bookkeeping of one `ScanExecutor.run`."""
+
+    def __init__(
+        self,
+        plan: list[Planned],
+        state: Mapping[str, Any],
+        *,
+        workers: int,
+        deadline_seconds: float | None,
+        normalize: Normalizer,
+    ) -> None:
+        self.plan = plan
+        self.state = state
+        self.workers = workers
+        self.deadline_seconds = deadline_seconds
+        self.deadline = None if deadline_seconds is None else time.monotonic() + deadline_seconds
+        self.normalize = normalize
+        self.results: list[ScanResult | None] = [None] * len(plan)
+        self.tool_logs: list[list[Any]] = [[] for _ in plan]
+        # One logger for the run: binding once saves rebuilding it for every event, and
+        # stays live to capture_logs, which edits the configured processor list in place.
+        self.log = log.bind()
+        self._context = contextvars.copy_context()
+        self._lock = threading.Lock()
+        self._pending: deque[Planned] = deque()
+        self._stopped = False
+        self._slots: dict[int, _Slot] = {}
+        self._started: list[_Slot] = []  # started since the caller last looked (under lock)
+        self._wake_at: float | None = None  # when the caller will next wake (under lock)
+        self._outstanding = 0  # started or pending scanners not yet settled (under lock)
+        # Wakes the caller: the last scanner settled, or one must end sooner than it thought.
+        self._wakeups: queue.SimpleQueue[None] = queue.SimpleQueue()
+
+    # -- the caller's thread ------------------------------------------------------------------
+
+    def execute(self) -> list[ScanResult]:
+        """Run the plan; return one result per planned scanner, in plan order."""
+        for planned in self.plan:
+            if planned.skip_reason is None:
+                self._pending.append(planned)
+            else:
+                self._record(planned, self._unstarted(planned, ScanStatus.SKIPPED))
+        self._outstanding = len(self._pending)
+        for _ in range(min(self.workers, self._outstanding)):
+            POOL.submit(self._work)
+        deadlines: list[tuple[float, int]] = []
+        try:
+            while True:
+                settled, wake = self._next_wake(deadlines)
+                if settled:
+                    break
+                wait = None if wake is None else wake - time.monotonic()
+                try:
+                    if wait is not None and wait <= 0:
+                        raise queue.Empty  # noqa: TRY301 - one path for "time is up"
+                    self._wakeups.get(timeout=wait)
+                except queue.Empty:
+                    self._expire(deadlines)
+        finally:
+            with self._lock:
+                self._stopped = True  # on an interrupt too: start nothing more
+        return [result for result in self.results if result is not None]
+
+    def _next_wake(self, deadlines: list[tuple[float, int]]) -> tuple[bool, float | None]:
+        """Return whether every scanner settled, else when to wake next.
+
+        The wake time is the earliest running deadline or the run's deadline.
+
+        Workers record their own scanners' results; this thread wakes only at deadlines,
+        when the last scanner settles, or when a worker starts a scanner that must end
+        before the wake time announced here (with one timeout for all, scanners started
+        later end later, so that is rare).
+        """
+        with self._lock:
+            if not self._outstanding:
+                return True, None
+            for slot in self._started:
+                heapq.heappush(deadlines, (slot.deadline, slot.planned.index))
+            self._started.clear()
+            while deadlines and self._slots[deadlines[0][1]].recorded:
+                heapq.heappop(deadlines)
+            wake = deadlines[0][0] if deadlines else None
+            if self.deadline is not None and (wake is None or self.deadline < wake):
+                wake = self.deadline
+            self._wake_at = wake
+        return False, wake
+
+    def _expire(self, deadlines: list[tuple[float, int]]) -> None:
+        """Time out the scanners whose deadline has passed (all of them at the run's)."""
+        now = time.monotonic()
+        at_deadline = self.deadline is not None and now >= self.deadline
+        cancelled: list[Planned] = []
+        with self._lock:
+            if at_deadline:
+                self._stopped = True
+                cancelled = list(self._pending)
+                self._pending.clear()
+                due = [slot for slot in self._slots.values() if not slot.recorded]
+            else:
+                due = []
+                while deadlines and deadlines[0][0] <= now:
+                    due.append(self._slots[heapq.heappop(deadlines)[1]])
+            # Claimed here, under the lock: a scanner that returned first is its worker's.
+            due = [slot for slot in due if not slot.recorded]
+            for slot in due:
+                slot.abandoned = slot.recorded = True
+        for planned in cancelled:
+            self._record(planned, self._unstarted(planned, ScanStatus.CANCELLED))
+        for slot in due:
+            self._abandon(slot, at_deadline=at_deadline)
+        self._settle(len(cancelled) + len(due))
+
+    def _settle(self, count: int) -> None:
+        """Count *count* scanners as settled; wake the caller when none are left."""
+        if not count:
+            return
+        with self._lock:
+            self._outstanding -= count
+            last = self._outstanding == 0
+        if last:
+            self._wakeups.put(None)
+
+    def _abandon(self, slot: _Slot, *, at_deadline: bool) -> None:
+        ABANDONED.add()
+        POOL.submit(self._work)  # a fresh worker takes the hung one's place
+        planned = slot.planned
+        # Name the setting that fired, with its configured value.
+        if at_deadline and self.deadline_seconds is not None:
+            limit, why = self.deadline_seconds, "the run's deadline_seconds"
+        else:
+            limit, why = planned.timeout, "its timeout_seconds"
+        slot.limit = limit
+        if slot.view is not None:
+            # What it logged until now; the hung thread may add more that nobody reads.
+            self.tool_logs[planned.index] = appended_tool_logs(slot.view, slot.original_logs)
+        self._record(
+            planned,
+            ScanResult(
+                name=planned.info.name,
+                status=ScanStatus.TIMEOUT,
+                error=f"ScanTimeout: {planned.info.name} timed out after {limit:g}s ({why})",
+                duration=time.monotonic() - slot.started,
+                pipeline=planned.info.pipeline,
+                retries=slot.stats.retries,
+                cache_hits=slot.stats.cache_hits,
+                abandoned=True,
+            ),
+            slot,
+        )
+
+    @staticmethod
+    def _unstarted(planned: Planned, status: ScanStatus) -> ScanResult:
+        reason = (
+            planned.skip_reason
+            if status is ScanStatus.SKIPPED
+            else "the run's deadline passed before it started"
+        )
+        return ScanResult(
+            name=planned.info.name, status=status, pipeline=planned.info.pipeline, reason=reason
+        )
+
+    def _record(self, planned: Planned, result: ScanResult, slot: _Slot | None = None) -> None:
+        """Put *result* in the report and log it (on whichever thread settled it)."""
+        self.results[planned.index] = result
+        fields: dict[str, Any] = {
+            "scanner": result.name,
+            "pipeline": result.pipeline,
+            "status": result.status.value,
+            "candidates": len(result.candidates),
+            "dropped": result.dropped,
+            "duration": round(result.duration, 3),
+            "attempts": result.attempts,
+            "error": result.error,
+        }
+        if result.reason is not None:
+            fields["reason"] = result.reason
+        if result.status is ScanStatus.TIMEOUT and slot is not None:
+            fields["timeout_seconds"] = slot.limit
+        emit = self.log.warning if result.status in _FAILED else self.log.info
+        emit("scanner.finished", **fields)
+
+    # -- worker threads -----------------------------------------------------------------------
+
+    def _work(self) -> None:
+        """Run scanners until none are left, or until this worker's scanner is abandoned."""
+        while True:
+            with self._lock:
+                if self._stopped or not self._pending:
+                    return
+                planned = self._pending.popleft()
+                started = time.monotonic()
+                deadline = started + planned.timeout
+                if self.deadline is not None and self.deadline < deadline:
+                    deadline = self.deadline
+                slot = self._slots[planned.index] = _Slot(planned, started, deadline)
+                self._started.append(slot)
+                wake_caller = self._wake_at is None or deadline < self._wake_at
+            if wake_caller:
+                self._wakeups.put(None)
+            context = self._context.copy()
+            context.run(self._scan, slot)
+            with self._lock:
+                slot.done = True
+                abandoned = slot.abandoned
+                slot.recorded = True  # settled: as a timeout already, or by us now
+            if abandoned:
+                # The caller gave up on this scanner and started a worker in our place.
+                context.run(
+                    abandoned_call_finished,
+                    planned.info.name,
+                    time.monotonic() - slot.started,
+                    slot.error,
+                )
+                return
+            assert slot.result is not None  # noqa: S101 - _scan always leaves one
+            self.tool_logs[planned.index] = slot.tool_logs
+            # In the scanner's context: the event carries the caller's bound context too.
+            context.run(self._record, planned, slot.result, slot)
+            self._settle(1)
+
+    def _scan(self, slot: _Slot) -> None:
+        """Run one scanner in its own context and leave its result on *slot*. Never raises."""
+        planned = slot.planned
+        name = planned.info.name
+        set_deadline(slot.deadline)
+        structlog.contextvars.bind_contextvars(scanner=name, pipeline=planned.info.pipeline)
+        current_stats.set(slot.stats)
+        status, error = ScanStatus.OK, None
+        candidates: list[dict[str, Any]] = []
+        dropped = 0
+        try:
+            view = slot.view = state_view(self.state)
+            slot.original_logs = private_tool_logs(view, self.state)
+            raw = scan_callable(planned.item, planned.settings)(view)
+            if isinstance(raw, ListView):  # a list from the state, returned as it is
+                raw = to_plain(raw)
+            if isinstance(raw, list):
+                candidates, dropped = _normalized(raw, name, self.normalize)
+            else:
+                status = ScanStatus.ERROR
+                error = f"TypeError: scanner returned {type(raw).__name__}, expected a list"
+        except BaseException as exc:  # any failure is this scanner's result
+            slot.error = exc
+            status, error = _failure_status(exc), describe_error(exc)
+            if isinstance(exc, ScanTimeout):
+                slot.limit = exc.limit  # its own attempt timeout fired
+        if slot.view is not None:
+            slot.tool_logs = appended_tool_logs(slot.view, slot.original_logs)
+        slot.result = ScanResult(
+            name=name,
+            status=status,
+            candidates=candidates,
+            error=error,
+            duration=time.monotonic() - slot.started,
+            pipeline=planned.info.pipeline,
+            dropped=dropped,
+            retries=slot.stats.retries,
+            cache_hits=slot.stats.cache_hits,
+        )
+
+
+def _normalized(
+    raw: list[Any], scanner: str, normalize: Callable[[object, str], dict[str, Any] | None]
+) -> tuple[list[dict[str, Any]], int]:
+    candidates = []
+    for item in raw:
+        # Plain data in the report: a candidate may hold views of the state.
+        candidate = normalize(to_plain(item), scanner)
+        if candidate is not None:
+            candidates.append(candidate)
+    return candidates, len(raw) - len(candidates)
+
+
+def _failure_status(error: BaseException) -> ScanStatus:
+    if isinstance(error, ScanTimeout):
+        return ScanStatus.TIMEOUT
+    if isinstance(error, CircuitOpenError):
+        return ScanStatus.CIRCUIT_OPEN
+    return ScanStatus.ERROR
