@@ -1,0 +1,377 @@
+"""`resilient-scan run CONFIG`: good config files, bad ones, --output and --fail-on."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import structlog
+
+from resilient_scan._cli import main
+
+_numbers = itertools.count(1)
+
+SCANNERS = """
+import resilient_scan as rs
+
+registry = rs.ScannerRegistry()
+
+@registry.register(pipeline="momentum")
+def movers(state):
+    state["tool_logs"].append({"scanner": "movers"})
+    return [{"ticker": " nvda ", "context": "up 9%", "priority": "high"}]
+
+@registry.register(pipeline="momentum")
+def volume(state):
+    return [{"ticker": "NVDA", "priority": "medium"}, {"ticker": "AMD", "priority": "low"}]
+
+@rs.scanner(pipeline="experimental")
+def experimental(state):
+    return [{"ticker": "COIN"}]
+
+def broken(state):
+    raise RuntimeError("feed down")
+
+def refused(state):
+    raise rs.CircuitOpenError("feed", 30.0)
+
+class Watchlist:
+    name = "watchlist"
+
+    def scan(self, state):
+        return [{"ticker": t, "context": "on the watchlist"} for t in state["watchlist"]]
+
+more = [experimental, Watchlist()]
+number = 42
+
+def make_state():
+    return {"watchlist": ["TSLA"], "tool_logs": []}
+
+STATE = {"watchlist": ["AAPL"], "tool_logs": []}
+
+def bad_state():
+    raise ValueError("no database")
+"""
+
+
+@pytest.fixture(autouse=True)
+def _restore_structlog():
+    yield
+    structlog.reset_defaults()
+
+
+@pytest.fixture
+def module(tmp_path):
+    """Write the scanners module under a name no other test uses; forget it afterwards."""
+    name = f"cli_run_scanners_{next(_numbers)}"
+    (tmp_path / f"{name}.py").write_text(SCANNERS)
+    yield name
+    sys.modules.pop(name, None)
+
+
+def write_config(tmp_path: Path, body: str, name: str = "pipeline.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+def good_config(tmp_path: Path, module: str, extra: str = "") -> Path:
+    return write_config(
+        tmp_path,
+        f"""
+        [resilient_scan]
+        scanners = ["{module}:registry", "{module}:more"]
+        state = "{module}:make_state"
+
+        [discovery.scanner_execution]
+        concurrent = true
+        max_workers = 4
+        timeout_seconds = 5
+
+        [discovery.scanners.movers]
+        enabled = true
+
+        [discovery.pipelines.experimental]
+        enabled = false
+        """
+        + textwrap.dedent(extra),
+    )
+
+
+def run(*args: str | Path) -> int:
+    return main(["run", *map(str, args)])
+
+
+# -- good configs --------------------------------------------------------------------------
+
+
+def test_runs_the_scanners_and_prints_lines_and_a_table(tmp_path, module, capsys):
+    assert run(good_config(tmp_path, module)) == 0
+    out = capsys.readouterr().out
+    assert "Running 4 scanners concurrently (max 4 workers)..." in out
+    assert "✓ movers: 1 candidate" in out
+    assert "✓ watchlist: 1 candidate" in out
+    assert "○ experimental: skipped" in out
+    for column in ("scanner", "status", "candidates", "attempts", "duration"):
+        assert column in out
+    assert "NVDA  high     [movers, volume] up 9%" in out
+    assert "TSLA" in out  # from the state factory
+
+
+def test_json_report_on_stdout_and_json_logs_on_stderr(tmp_path, module, capsys):
+    assert run(good_config(tmp_path, module), "--json") == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert [r["name"] for r in report["results"]] == [
+        "movers",
+        "volume",
+        "experimental",
+        "watchlist",
+    ]
+    assert [r["status"] for r in report["results"]] == ["ok", "ok", "skipped", "ok"]
+    assert [c["ticker"] for c in report["candidates"]] == ["NVDA", "AMD", "TSLA"]
+    assert report["candidates"][0]["sources"] == ["movers", "volume"]
+    assert report["tool_logs"] == [{"scanner": "movers"}]
+    events = [json.loads(line) for line in captured.err.splitlines() if line.strip()]
+    assert {e["scanner"] for e in events if e["event"] == "scanner.finished"} == {
+        "movers",
+        "volume",
+        "experimental",
+        "watchlist",
+    }
+
+
+def test_output_file_holds_the_report(tmp_path, module, capsys):
+    out_file = tmp_path / "out" / "report.json"
+    out_file.parent.mkdir()
+    assert run(good_config(tmp_path, module), "--output", out_file) == 0
+    assert f"Report written to {out_file}" in capsys.readouterr().out
+    report = json.loads(out_file.read_text())
+    assert report["counts"]["ok"] == 3
+    assert report["counts"]["skipped"] == 1
+    assert report["mode"] == "concurrent"
+    assert {c["ticker"] for c in report["candidates"]} == {"NVDA", "AMD", "TSLA"}
+
+
+def test_state_mapping_import_roots_and_a_single_scanner(tmp_path, capsys):
+    name = f"cli_run_scanners_{next(_numbers)}"
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / f"{name}.py").write_text(SCANNERS)
+    config = write_config(
+        tmp_path,
+        f"""
+        [resilient_scan]
+        scanners = ["{name}:Watchlist"]
+        state = "{name}:STATE"
+        path = ["src"]
+
+        [discovery.scanner_execution]
+        concurrent = false
+        """,
+    )
+    try:
+        assert run(config, "--json") == 0
+    finally:
+        sys.modules.pop(name, None)
+    report = json.loads(capsys.readouterr().out)
+    assert report["mode"] == "sequential"
+    assert [c["ticker"] for c in report["candidates"]] == ["AAPL"]
+    assert str(tmp_path / "src") not in sys.path  # the import roots are removed again
+
+
+# -- --fail-on -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("scanners", "fail_on", "status"),
+    [
+        ("broken", None, 1),  # default: error
+        ("broken", "error", 1),
+        ("broken", "any", 1),
+        ("broken", "never", 0),
+        ("refused", None, 0),  # circuit_open is no "error"...
+        ("refused", "any", 1),  # ...but is a failure
+        ("refused", "never", 0),
+    ],
+)
+def test_fail_on_decides_the_exit_status(tmp_path, module, capsys, *, scanners, fail_on, status):
+    config = write_config(
+        tmp_path,
+        f"""
+        [resilient_scan]
+        scanners = ["{module}:volume", "{module}:{scanners}"]
+
+        [discovery.scanner_execution]
+        timeout_seconds = 5
+        """,
+    )
+    args = [config] if fail_on is None else [config, "--fail-on", fail_on]
+    assert run(*args) == status
+    err = capsys.readouterr().err
+    if status:
+        assert f"1 scanner failed (--fail-on {fail_on or 'error'}): {scanners}" in err
+    else:
+        assert err == ""
+
+
+def test_disabled_scanners_never_fail_the_run(tmp_path, module):
+    config = good_config(tmp_path, module)
+    assert run(config, "--fail-on", "any") == 0
+
+
+# -- bad configs ---------------------------------------------------------------------------
+
+
+def error_of(capsys: pytest.CaptureFixture[str], *args: str | Path) -> str:
+    assert run(*args) == 2
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    assert captured.err.startswith("resilient-scan: error: ")
+    return captured.err
+
+
+def test_toml_syntax_error_names_the_file_and_the_line(tmp_path, capsys):
+    config = write_config(tmp_path, "[resilient_scan]\nscanners = [\n")
+    err = error_of(capsys, config)
+    assert f"{config}: invalid TOML: " in err
+    assert "line" in err
+
+
+def test_bad_value_names_the_file_and_the_key_path(tmp_path, module, capsys):
+    config = good_config(tmp_path, module).read_text().replace("max_workers = 4", "max_workers = 0")
+    path = write_config(tmp_path, config, "bad.toml")
+    err = error_of(capsys, path)
+    assert f"{path}: discovery.scanner_execution.max_workers: must be an integer >= 1, got 0" in err
+
+
+def test_bad_scanner_setting_names_its_key_path(tmp_path, module, capsys):
+    path = good_config(tmp_path, module, '[discovery.scanners.volume]\nenabled = "yes"\n')
+    err = error_of(capsys, path)
+    assert f"{path}: discovery.scanners.volume.enabled: must be true or false" in err
+
+
+def test_unknown_execution_key_is_named_with_a_suggestion(tmp_path, module, capsys):
+    config = good_config(tmp_path, module).read_text().replace("max_workers", "max_worker")
+    path = write_config(tmp_path, config, "typo.toml")
+    err = error_of(capsys, path)
+    assert f"{path}: discovery.scanner_execution.max_worker: unknown key" in err
+    assert "did you mean 'max_workers'?" in err
+
+
+def test_unimportable_module_is_named(tmp_path, capsys):
+    path = write_config(
+        tmp_path, '[resilient_scan]\nscanners = ["no_such_module_here:scan"]\n[discovery]\n'
+    )
+    err = error_of(capsys, path)
+    assert f"{path}: resilient_scan.scanners[0]: cannot import 'no_such_module_here:scan'" in err
+    assert "No module named 'no_such_module_here'" in err
+
+
+def test_missing_attribute_is_named(tmp_path, module, capsys):
+    path = write_config(
+        tmp_path,
+        f'[resilient_scan]\nscanners = ["{module}:registry", "{module}:nope"]\n[discovery]\n',
+    )
+    err = error_of(capsys, path)
+    assert f"resilient_scan.scanners[1]: cannot import '{module}:nope'" in err
+    assert "has no attribute 'nope'" in err
+
+
+def test_module_that_fails_to_import_is_named(tmp_path, capsys):
+    (tmp_path / "cli_run_explodes.py").write_text("raise ImportError('needs a GPU')\n")
+    path = write_config(
+        tmp_path, '[resilient_scan]\nscanners = ["cli_run_explodes:scan"]\n[discovery]\n'
+    )
+    try:
+        err = error_of(capsys, path)
+    finally:
+        sys.modules.pop("cli_run_explodes", None)
+    assert "cannot import 'cli_run_explodes:scan': ImportError: needs a GPU" in err
+
+
+def test_reference_that_is_not_a_scanner_is_named(tmp_path, module, capsys):
+    path = write_config(
+        tmp_path, f'[resilient_scan]\nscanners = ["{module}:number"]\n[discovery]\n'
+    )
+    err = error_of(capsys, path)
+    assert f"resilient_scan.scanners[0]: '{module}:number' is not a scanner" in err
+
+
+@pytest.mark.parametrize(
+    ("table", "expected"),
+    [
+        ("", "resilient_scan: missing"),
+        ("[resilient_scan]\n", "resilient_scan.scanners: missing"),
+        ("[resilient_scan]\nscanners = []\n", "resilient_scan.scanners: must be a non-empty list"),
+        ('[resilient_scan]\nscanners = "x:y"\n', "resilient_scan.scanners: must be a non-empty"),
+        (
+            '[resilient_scan]\nscanners = ["nocolon"]\n',
+            "resilient_scan.scanners[0]: must be 'module:attribute', got 'nocolon'",
+        ),
+        (
+            '[resilient_scan]\nscanner = ["x:y"]\n',
+            "resilient_scan.scanner: unknown key (did you mean 'scanners'?)",
+        ),
+        ('[resilient_scan]\nscanners = ["x:y"]\nstate = 3\n', "resilient_scan.state: must be"),
+        ('[resilient_scan]\nscanners = ["x:y"]\npath = [1]\n', "resilient_scan.path: must be"),
+    ],
+)
+def test_bad_resilient_scan_table_is_named(tmp_path, capsys, table, expected):
+    path = write_config(tmp_path, table + "[discovery.scanner_execution]\n")
+    err = error_of(capsys, path)
+    assert f"{path}: {expected}" in err
+
+
+def test_config_without_discovery_tables_is_an_error(tmp_path, module, capsys):
+    path = write_config(tmp_path, f'[resilient_scan]\nscanners = ["{module}:movers"]\n')
+    err = error_of(capsys, path)
+    assert "expected a 'discovery' or 'scanner_execution' table" in err
+
+
+def test_duplicate_scanner_names_are_an_error(tmp_path, module, capsys):
+    path = write_config(
+        tmp_path,
+        f'[resilient_scan]\nscanners = ["{module}:movers", "{module}:registry"]\n[discovery]\n',
+    )
+    err = error_of(capsys, path)
+    assert "scanners.movers: two scanners in this run share it" in err
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        ("bad_state", "resilient_scan.state: {module}:bad_state() raised ValueError: no database"),
+        ("number", "resilient_scan.state: '{module}:number' must be a mapping"),
+    ],
+)
+def test_bad_state_is_named(tmp_path, module, capsys, state, expected):
+    path = write_config(
+        tmp_path,
+        f'[resilient_scan]\nscanners = ["{module}:movers"]\nstate = "{module}:{state}"\n'
+        "[discovery]\n",
+    )
+    err = error_of(capsys, path)
+    assert expected.format(module=module) in err
+
+
+def test_missing_config_file_is_named(tmp_path, capsys):
+    path = tmp_path / "missing.toml"
+    err = error_of(capsys, path)
+    assert f"{path}: cannot read the config file" in err
+
+
+def test_unwritable_output_is_an_error(tmp_path, module, capsys):
+    err = error_of(capsys, good_config(tmp_path, module), "--output", tmp_path / "no" / "r.json")
+    assert "cannot write the report" in err
+
+
+def test_usage_errors_exit_2(capsys):
+    assert main([]) == 2
+    assert main(["run"]) == 2
+    assert main(["run", "x.toml", "--fail-on", "sometimes"]) == 2
+    assert "invalid choice" in capsys.readouterr().err
+    assert main(["--help"]) == 0
