@@ -9,17 +9,20 @@ sample.
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
 import itertools
-import logging
+import os
+import platform
 import statistics
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TextIO, cast
 
-import structlog
+import resilient_scan as rs
 
 # -- rows ----------------------------------------------------------------------------------
 
@@ -85,33 +88,14 @@ class CountingSink:
 
 LOG_SINK = CountingSink()
 
-STRUCTLOG_SETUP = (
-    "structlog: make_filtering_bound_logger(INFO) (debug events filtered), processors "
-    "[merge_contextvars, add_log_level, TimeStamper(iso, utc), format_exc_info, JSONRenderer], "
-    "PrintLogger to a discarding sink, cache_logger_on_first_use=True"
-)
-
 
 def configure_structlog() -> str:
-    """Configure structlog the way a production application would, and describe it.
+    """Configure structlog as production does (the library's JSON setup), and describe it.
 
     Debug events are filtered at the bound logger; INFO and above are rendered as JSON
     lines (the real rendering cost) into a sink that counts and discards them.
     """
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(),
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
-        context_class=dict,
-        logger_factory=structlog.PrintLoggerFactory(file=cast("TextIO", LOG_SINK)),
-        cache_logger_on_first_use=True,
-    )
-    return STRUCTLOG_SETUP
+    return configure_production_logging(LOG_SINK)
 
 
 def log_summary() -> str:
@@ -251,3 +235,41 @@ def print_report(title: str, rows: Iterable[Row], notes: Iterable[str] = ()) -> 
     print(format_table(rows))
     for note in notes:
         print(f"* {note}")
+
+
+# -- helpers for the executor benchmarks and the runner -------------------------------------
+
+
+PRODUCTION_LOGGING = (
+    'structlog: rs.configure_logging(format="json", level="info") as an application would '
+    "(merge_contextvars, add_log_level, TimeStamper(iso, utc), dict_tracebacks, JSONRenderer), "
+    "every event rendered to a sink that counts and discards it"
+)
+
+
+def configure_production_logging(sink: CountingSink) -> str:
+    """Configure structlog with the library's own production setup, rendering into *sink*.
+
+    Every INFO event is really rendered as a JSON line (the cost a production run pays),
+    then counted and dropped.
+    """
+    rs.configure_logging(format="json", stream=cast("TextIO", sink), level="info")
+    return PRODUCTION_LOGGING
+
+
+def wall(func: Callable[[], object]) -> float:
+    """Return the wall seconds of one call of *func*."""
+    start = time.perf_counter()
+    func()
+    return time.perf_counter() - start
+
+
+def machine_lines() -> list[str]:
+    """Describe when and where the benchmarks ran: date, Python, CPUs, platform."""
+    now = dt.datetime.now(dt.timezone.utc)
+    return [
+        f"date: {now:%Y-%m-%d %H:%M} UTC",
+        f"Python {sys.version.split()[0]} ({platform.python_implementation()})",
+        f"CPUs: {os.cpu_count()}",
+        f"platform: {platform.platform()} ({platform.machine()})",
+    ]

@@ -42,7 +42,7 @@ def normalize_candidate(candidate: object, scanner: str) -> dict[str, Any] | Non
     stripped. Normalized: the ticker stripped and upper-cased; a missing ``source`` becomes
     *scanner*, a missing ``context`` ``""``, a missing or unknown ``priority`` ``"unknown"``.
     """
-    if not isinstance(candidate, Mapping):
+    if type(candidate) is not dict and not isinstance(candidate, Mapping):
         return None
     ticker = candidate.get("ticker")
     if not isinstance(ticker, str):

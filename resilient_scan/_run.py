@@ -118,8 +118,9 @@ class Run:
         self._started: list[_Slot] = []  # started since the caller last looked (under lock)
         self._wake_at: float | None = None  # when the caller will next wake (under lock)
         self._outstanding = 0  # started or pending scanners not yet settled (under lock)
-        # Wakes the caller: the last scanner settled, or one must end sooner than it thought.
-        self._wakeups: queue.SimpleQueue[None] = queue.SimpleQueue()
+        # Wakes the caller: a scanner settled (its index, to be logged), or one started that
+        # must end sooner than the caller's next wake (None).
+        self._wakeups: queue.SimpleQueue[int | None] = queue.SimpleQueue()
 
     # -- the caller's thread ------------------------------------------------------------------
 
@@ -143,23 +144,39 @@ class Run:
                 try:
                     if wait is not None and wait <= 0:
                         raise queue.Empty  # noqa: TRY301 - one path for "time is up"
-                    self._wakeups.get(timeout=wait)
+                    self._log_settled(self._wakeups.get(timeout=wait))
                 except queue.Empty:
                     self._expire(deadlines)
+            self._log_settled(None)
         finally:
             with self._lock:
                 self._stopped = True  # on an interrupt too: start nothing more
         return [result for result in self.results if result is not None]
+
+    def _log_settled(self, index: int | None) -> None:
+        """Log the scanners workers settled: *index*, and any others already queued.
+
+        Workers hand this over rather than log themselves: a worker is free for its next
+        scanner sooner, and the logging happens while scanners wait on their services.
+        """
+        while True:
+            if index is not None:
+                slot = self._slots[index]
+                assert slot.result is not None  # noqa: S101 - a settled slot has its result
+                self._log(slot.result, slot)
+            try:
+                index = self._wakeups.get_nowait()
+            except queue.Empty:
+                return
 
     def _next_wake(self, deadlines: list[tuple[float, int]]) -> tuple[bool, float | None]:
         """Return whether every scanner settled, else when to wake next.
 
         The wake time is the earliest running deadline or the run's deadline.
 
-        Workers record their own scanners' results; this thread wakes only at deadlines,
-        when the last scanner settles, or when a worker starts a scanner that must end
-        before the wake time announced here (with one timeout for all, scanners started
-        later end later, so that is rare).
+        Workers settle their own scanners; this thread wakes to log them, at deadlines, and
+        when a worker starts a scanner that must end before the wake time announced here
+        (with one timeout for all, scanners started later end later, so that is rare).
         """
         with self._lock:
             if not self._outstanding:
@@ -200,15 +217,16 @@ class Run:
             self._abandon(slot, at_deadline=at_deadline)
         self._settle(len(cancelled) + len(due))
 
-    def _settle(self, count: int) -> None:
-        """Count *count* scanners as settled; wake the caller when none are left."""
+    def _settle(self, count: int, index: int | None = None) -> None:
+        """Count *count* scanners as settled; hand a worker's (*index*) to the caller to log."""
         if not count:
             return
         with self._lock:
+            if index is not None:
+                # Queued before the count drops: the caller, seeing none outstanding, then
+                # finds every index it has to log.
+                self._wakeups.put(index)
             self._outstanding -= count
-            last = self._outstanding == 0
-        if last:
-            self._wakeups.put(None)
 
     def _abandon(self, slot: _Slot, *, at_deadline: bool) -> None:
         ABANDONED.add()
@@ -250,8 +268,11 @@ class Run:
         )
 
     def _record(self, planned: Planned, result: ScanResult, slot: _Slot | None = None) -> None:
-        """Put *result* in the report and log it (on whichever thread settled it)."""
+        """Put *result* in the report and log it (on the caller's thread)."""
         self.results[planned.index] = result
+        self._log(result, slot)
+
+    def _log(self, result: ScanResult, slot: _Slot | None) -> None:
         fields: dict[str, Any] = {
             "scanner": result.name,
             "pipeline": result.pipeline,
@@ -302,11 +323,9 @@ class Run:
                     slot.error,
                 )
                 return
-            assert slot.result is not None  # noqa: S101 - _scan always leaves one
+            self.results[planned.index] = slot.result
             self.tool_logs[planned.index] = slot.tool_logs
-            # In the scanner's context: the event carries the caller's bound context too.
-            context.run(self._record, planned, slot.result, slot)
-            self._settle(1)
+            self._settle(1, planned.index)
 
     def _scan(self, slot: _Slot) -> None:
         """Run one scanner in its own context and leave its result on *slot*. Never raises."""

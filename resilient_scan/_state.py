@@ -305,20 +305,47 @@ def to_plain(value: Any) -> Any:
     Plain dicts, lists and tuples are rebuilt only on the way to a view inside them;
     everything else is returned as it is.
     """
-    if isinstance(value, DictView):
-        return {key: to_plain(item) for key, item in value.items()}
-    if isinstance(value, ListView):
-        return [to_plain(item) for item in value]
     kind = type(value)
-    if kind is dict:
-        plain = {key: to_plain(item) for key, item in value.items()}
-        return value if all(plain[key] is item for key, item in value.items()) else plain
-    if kind is list or kind is tuple:
-        items = [to_plain(item) for item in value]
-        if all(new is old for new, old in zip(items, value, strict=True)):
+    if kind in _ATOMS:
+        return value
+    if kind is DictView or kind is dict:
+        return _plain_mapping(value, rebuild=kind is DictView)
+    if kind is ListView or kind is list or kind is tuple:
+        items = _plain_items(list(value) if kind is ListView else value, rebuild=kind is ListView)
+        if items is value:
             return value
-        return items if kind is list else tuple(items)
+        return tuple(items) if kind is tuple else items
     return value
+
+
+def _plain_mapping(mapping: Mapping[Any, Any], *, rebuild: bool) -> Any:
+    plain: dict[Any, Any] | None = dict(mapping.items()) if rebuild else None
+    for key, item in mapping.items():
+        if type(item) in _ATOMS:
+            continue
+        new = to_plain(item)
+        if new is not item:
+            if plain is None:
+                plain = dict(mapping)
+            plain[key] = new
+    return mapping if plain is None else plain
+
+
+def _plain_items(items: Any, *, rebuild: bool) -> Any:
+    plain: list[Any] | None = items if rebuild else None
+    for index, item in enumerate(items):
+        if type(item) in _ATOMS:
+            continue
+        new = to_plain(item)
+        if new is not item:
+            if plain is None:
+                plain = list(items)
+            plain[index] = new
+    return items if plain is None else plain
+
+
+# Values that cannot hold a view: to_plain returns them at once.
+_ATOMS = frozenset({str, int, float, bool, type(None), bytes, complex})
 
 
 def private_tool_logs(view: DictView, state: Mapping[str, Any]) -> list[Any] | None:
