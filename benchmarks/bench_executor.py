@@ -463,12 +463,16 @@ def many_scanners(rounds: int) -> list[Row]:
         def plain() -> float:
             return timed(lambda: plain_pool(pool, jobs, state), plain_cpu)
 
+        def bare() -> float:
+            # The floor of this machine: the same sleeps, nothing else (no state, no log).
+            return timed(lambda: list(pool.map(time.sleep, [MANY_SLEEP] * MANY_SCANNERS)))
+
         ours()  # warm up: both pools start their 64 threads before anything is timed
         plain()
         ours_cpu.clear()
         plain_cpu.clear()
-        samples = interleaved({"rs": ours, "plain": plain}, rounds)
-    mine, pooled = samples["rs"], samples["plain"]
+        samples = interleaved({"rs": ours, "plain": plain, "bare": bare}, rounds)
+    mine, pooled, floor = samples["rs"], samples["plain"], samples["bare"]
     ideal = MANY_SCANNERS * MANY_SLEEP / MANY_WORKERS
     waves = math.ceil(MANY_SCANNERS / MANY_WORKERS) * MANY_SLEEP
     return [
@@ -489,6 +493,13 @@ def many_scanners(rounds: int) -> list[Row]:
             f"pool warm (kept across rounds, like rs's): wall {_median_best(pooled)}; "
             f"rs / plain {mine.median / pooled.median:.3f}; "
             f"{_cpu_text(plain_cpu, MANY_SCANNERS)}",
+        ),
+        Row.context(
+            "1,000 scanners: bare pool sleeps / ideal",
+            floor.median / ideal,
+            f"ThreadPoolExecutor({MANY_WORKERS}).map(time.sleep) over the same 1,000 sleeps, "
+            f"nothing else: wall {_median_best(floor)}; the thread wake-ups alone on this "
+            f"machine; rs / bare {mine.median / floor.median:.3f}",
         ),
     ]
 

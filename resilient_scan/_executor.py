@@ -14,7 +14,7 @@ from ._candidates import merge_candidates, normalize_candidate
 from ._errors import ConfigError
 from ._report import Merger, Normalizer, ScanReport
 from ._run import Planned, Run
-from ._scanner import ScannerLike, ScannerRegistry, scanner_info
+from ._scanner import ScannerLike, ScannerRegistry, scan_callable, scanner_info
 
 _EXECUTION_KEYS = ("concurrent", "max_workers", "timeout_seconds", "deadline_seconds")
 
@@ -238,5 +238,6 @@ class ScanExecutor:
             elif not info.enabled and settings.get("enabled") is not True:
                 skip = "disabled by its scanner(enabled=False)"
             timeout = settings.get("timeout_seconds", self.timeout_seconds)
-            plan.append(Planned(index, item, info, settings, timeout, skip))
+            call = None if isinstance(item, type) else scan_callable(item, settings)
+            plan.append(Planned(index, item, info, settings, timeout, skip, call))
         return plan

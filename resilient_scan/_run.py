@@ -50,6 +50,8 @@ class Planned:
     settings: Mapping[str, Any]
     timeout: float
     skip_reason: str | None
+    #: What to call with the state, when known before the run (not for a class to build).
+    call: Callable[[Any], Any] | None = None
 
 
 class _Slot:
@@ -217,16 +219,11 @@ class Run:
             self._abandon(slot, at_deadline=at_deadline)
         self._settle(len(cancelled) + len(due))
 
-    def _settle(self, count: int, index: int | None = None) -> None:
-        """Count *count* scanners as settled; hand a worker's (*index*) to the caller to log."""
-        if not count:
-            return
-        with self._lock:
-            if index is not None:
-                # Queued before the count drops: the caller, seeing none outstanding, then
-                # finds every index it has to log.
-                self._wakeups.put(index)
-            self._outstanding -= count
+    def _settle(self, count: int) -> None:
+        """Count *count* scanners as settled by the caller's thread."""
+        if count:
+            with self._lock:
+                self._outstanding -= count
 
     def _abandon(self, slot: _Slot, *, at_deadline: bool) -> None:
         ABANDONED.add()
@@ -293,39 +290,60 @@ class Run:
     # -- worker threads -----------------------------------------------------------------------
 
     def _work(self) -> None:
-        """Run scanners until none are left, or until this worker's scanner is abandoned."""
+        """Run scanners until none are left, or until this worker's scanner is abandoned.
+
+        Settling one scanner and taking the next happen under one acquisition of the lock:
+        the lock is shared by every worker, so each acquisition saved counts.
+        """
+        previous: _Slot | None = None
+        previous_context: contextvars.Context | None = None
         while True:
             with self._lock:
-                if self._stopped or not self._pending:
-                    return
-                planned = self._pending.popleft()
-                started = time.monotonic()
-                deadline = started + planned.timeout
-                if self.deadline is not None and self.deadline < deadline:
-                    deadline = self.deadline
-                slot = self._slots[planned.index] = _Slot(planned, started, deadline)
-                self._started.append(slot)
-                wake_caller = self._wake_at is None or deadline < self._wake_at
+                abandoned = previous is not None and self._settle_locked(previous)
+                if abandoned or self._stopped or not self._pending:
+                    slot = None
+                else:
+                    planned = self._pending.popleft()
+                    started = time.monotonic()
+                    deadline = started + planned.timeout
+                    if self.deadline is not None and self.deadline < deadline:
+                        deadline = self.deadline
+                    slot = self._slots[planned.index] = _Slot(planned, started, deadline)
+                    self._started.append(slot)
+                    wake_caller = self._wake_at is None or deadline < self._wake_at
+            if abandoned:
+                # The caller gave up on that scanner and started a worker in our place.
+                assert previous is not None  # noqa: S101 - abandoned implies a previous one
+                assert previous_context is not None  # noqa: S101
+                previous_context.run(
+                    abandoned_call_finished,
+                    previous.planned.info.name,
+                    time.monotonic() - previous.started,
+                    previous.error,
+                )
+                return
+            if slot is None:
+                return
             if wake_caller:
                 self._wakeups.put(None)
             context = self._context.copy()
             context.run(self._scan, slot)
-            with self._lock:
-                slot.done = True
-                abandoned = slot.abandoned
-                slot.recorded = True  # settled: as a timeout already, or by us now
-            if abandoned:
-                # The caller gave up on this scanner and started a worker in our place.
-                context.run(
-                    abandoned_call_finished,
-                    planned.info.name,
-                    time.monotonic() - slot.started,
-                    slot.error,
-                )
-                return
-            self.results[planned.index] = slot.result
-            self.tool_logs[planned.index] = slot.tool_logs
-            self._settle(1, planned.index)
+            previous, previous_context = slot, context
+
+    def _settle_locked(self, slot: _Slot) -> bool:
+        """Settle a worker's finished scanner (lock held); return whether it was abandoned."""
+        slot.done = True
+        if slot.abandoned:
+            return True  # settled already, as a timeout
+        slot.recorded = True
+        index = slot.planned.index
+        self.results[index] = slot.result
+        self.tool_logs[index] = slot.tool_logs
+        # Queued before the count drops: the caller, seeing none outstanding, then finds
+        # every index it has to log.
+        self._wakeups.put(index)
+        self._outstanding -= 1
+        return False
 
     def _scan(self, slot: _Slot) -> None:
         """Run one scanner in its own context and leave its result on *slot*. Never raises."""
@@ -340,7 +358,8 @@ class Run:
         try:
             view = slot.view = state_view(self.state)
             slot.original_logs = private_tool_logs(view, self.state)
-            raw = scan_callable(planned.item, planned.settings)(view)
+            scan = planned.call or scan_callable(planned.item, planned.settings)
+            raw = scan(view)
             if isinstance(raw, ListView):  # a list from the state, returned as it is
                 raw = to_plain(raw)
             if isinstance(raw, list):
