@@ -94,28 +94,13 @@ class ScanExecutor:
                 "deadline_seconds",
                 _validate.seconds(self.deadline_seconds, "deadline_seconds"),
             )
-        scanners = _settings_of(self.scanners, "scanners", {})
-        pipelines = _settings_of(self.pipelines, "pipelines", {})
-        set_(
-            self,
-            "scanners",
-            MappingProxyType(
-                {
-                    name: _settings_of(value, f"scanners.{name}", _SCANNER_CHECKS)
-                    for name, value in scanners.items()
-                }
-            ),
-        )
-        set_(
-            self,
-            "pipelines",
-            MappingProxyType(
-                {
-                    name: _settings_of(value, f"pipelines.{name}", _PIPELINE_CHECKS)
-                    for name, value in pipelines.items()
-                }
-            ),
-        )
+        for section, checks in (("scanners", _SCANNER_CHECKS), ("pipelines", _PIPELINE_CHECKS)):
+            tables = _settings_of(getattr(self, section), section, {})
+            checked = {
+                name: _settings_of(value, f"{section}.{name}", checks)
+                for name, value in tables.items()
+            }
+            set_(self, section, MappingProxyType(checked))
         _validate.callable_or_none(self.normalize, "normalize")
         _validate.callable_or_none(self.merge, "merge")
 

@@ -11,6 +11,7 @@ import pytest
 import structlog
 from structlog.typing import EventDict
 
+import resilient_scan as rs
 from resilient_scan.testing import FakeClock
 
 
@@ -93,3 +94,17 @@ def structlog_defaults() -> Iterator[None]:
 def clock() -> FakeClock:
     """A fresh fake clock."""
     return FakeClock()
+
+
+@pytest.fixture
+def release() -> Iterator[threading.Event]:
+    """An Event that hung scanners wait on; set at teardown so their threads end."""
+    event = threading.Event()
+    before = rs.abandoned_threads()
+    yield event
+    event.set()
+    # Let the abandoned threads finish (and log) while this test's output is still captured.
+    deadline = time.monotonic() + 2.0
+    while rs.abandoned_threads() > before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.02)  # the last one logs just after it stops counting

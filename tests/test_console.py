@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import threading
-import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -25,19 +24,6 @@ def restore_structlog() -> Iterator[None]:
     yield
     structlog.reset_defaults()
     structlog.configure(**saved)
-
-
-@pytest.fixture
-def release() -> Iterator[threading.Event]:
-    """An Event that hung scanners wait on; set at teardown so their threads end."""
-    event = threading.Event()
-    before = rs.abandoned_threads()
-    yield event
-    event.set()
-    deadline = time.monotonic() + 2.0
-    while rs.abandoned_threads() > before and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.02)
 
 
 def render(**event: Any) -> Any:

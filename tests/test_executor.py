@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -15,20 +15,6 @@ from structlog.typing import EventDict
 import resilient_scan as rs
 
 Found = list[dict[str, Any]]
-
-
-@pytest.fixture
-def release() -> Iterator[threading.Event]:
-    """An Event that hung scanners wait on; set at teardown so their threads end."""
-    event = threading.Event()
-    before = rs.abandoned_threads()
-    yield event
-    event.set()
-    # Let the abandoned threads finish (and log) while this test's output is still captured.
-    deadline = time.monotonic() + 2.0
-    while rs.abandoned_threads() > before and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.02)  # the last one logs just after it stops counting
 
 
 def capture() -> Any:

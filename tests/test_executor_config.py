@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -14,19 +14,6 @@ import pytest
 import resilient_scan as rs
 
 Found = list[dict[str, Any]]
-
-
-@pytest.fixture
-def release() -> Iterator[threading.Event]:
-    """An Event that hung scanners wait on; set at teardown so their threads end."""
-    event = threading.Event()
-    before = rs.abandoned_threads()
-    yield event
-    event.set()
-    deadline = time.monotonic() + 2.0
-    while rs.abandoned_threads() > before and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.02)
 
 
 def seed_config() -> dict[str, Any]:

@@ -8,41 +8,20 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import resilient_scan as rs
+from tests.conftest import wait_until
 
 Found = list[dict[str, Any]]
 
 # Shared 2-core machines are noisy: a run only has to return within its limit plus this.
 MARGIN = 1.5
 SCRIPTS = Path(__file__).parent / "scripts"
-
-
-@pytest.fixture
-def release() -> Iterator[threading.Event]:
-    """An Event that hung scanners wait on; set at teardown so their threads end."""
-    event = threading.Event()
-    before = rs.abandoned_threads()
-    yield event
-    event.set()
-    deadline = time.monotonic() + 2.0
-    while rs.abandoned_threads() > before and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.02)  # the last one logs just after it stops counting
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() >= deadline:
-            return predicate()
-        time.sleep(0.005)
-    return True
 
 
 class Counter:

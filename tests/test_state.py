@@ -19,19 +19,6 @@ from resilient_scan._state import DictView, ListView
 Found = list[dict[str, Any]]
 
 
-@pytest.fixture
-def release() -> Iterator[threading.Event]:
-    """An Event that hung scanners wait on; set at teardown so their threads end."""
-    event = threading.Event()
-    before = rs.abandoned_threads()
-    yield event
-    event.set()
-    deadline = time.monotonic() + 2.0
-    while rs.abandoned_threads() > before and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.02)
-
-
 def make_state() -> dict[str, Any]:
     return {
         "config": {"limits": {"max": 5}, "tickers": ["AAPL", "MSFT"], "flags": {"beta": False}},
