@@ -19,7 +19,7 @@ import pybreaker
 
 from . import _validate
 from ._clock import SYSTEM_CLOCK, Clock
-from ._errors import CircuitOpenError
+from ._errors import CircuitOpenError, ConfigError
 from ._logging import callable_name, log
 from ._storage import BreakerStorage, memory_breaker_storage
 
@@ -35,13 +35,10 @@ HALF_OPEN: Final = "half-open"
 class _Admission:
     """How a call got in: as an ordinary call while closed, or as the half-open trial."""
 
-    __slots__ = ("started",)
-
-    def __init__(self, started: float) -> None:
-        self.started = started
+    __slots__ = ()
 
 
-_ADMITTED_CLOSED: Final = _Admission(0.0)
+_ADMITTED_CLOSED: Final = _Admission()
 
 
 class _LogStateChanges(pybreaker.CircuitBreakerListener):
@@ -66,9 +63,9 @@ class CircuitBreaker:
 
     Closed, it counts consecutive failures and opens at *fail_max*. Open, it rejects calls
     with `CircuitOpenError` without running them. After *reset_timeout* it is half-open and
-    admits one trial call at a time (the others are rejected at once); the trial's success
-    closes it and its failure opens it again. A trial that runs longer than *reset_timeout*
-    no longer blocks the next one, so a hung call cannot wedge the breaker.
+    admits one trial call at a time (the others are rejected at once) until that trial
+    returns; its success closes the breaker and its failure opens it again. Give the call a
+    timeout (as `resilient` does, inside the breaker) so that a trial always returns.
 
     Exceptions matching *exclude* (types or predicates) are not failures: the service
     answered. Exceptions that are not `Exception` (KeyboardInterrupt, ...) count as nothing.
@@ -87,13 +84,11 @@ class CircuitBreaker:
         """Create a breaker; see `circuit_breaker` for the arguments."""
         self.fail_max = _validate.integer(fail_max, "circuit_breaker.fail_max", minimum=1)
         self.reset_timeout = _validate.seconds(reset_timeout, "circuit_breaker.reset_timeout")
-        self._excluded = _validate.exception_filters(exclude, "circuit_breaker.exclude")
-        if name is not None and not isinstance(name, str):
-            raise _validate.ConfigError("circuit_breaker.name", f"must be a string, got {name!r}")
-        if storage is not None and not isinstance(storage, BreakerStorage):
-            raise _validate.ConfigError(
-                "circuit_breaker.storage", f"must be a breaker storage, got {storage!r}"
-            )
+        self._excluded = tuple(
+            _validate.exception_filter(item, "circuit_breaker.exclude")
+            for item in _validate.exclusions(exclude, "circuit_breaker.exclude")
+        )
+        _check_name_and_storage(name, storage)
         self.name = name or "circuit_breaker"
         self.clock = clock
         self._storage = storage if storage is not None else memory_breaker_storage()
@@ -187,22 +182,23 @@ class CircuitBreaker:
             state = self._refresh()
             if state == CLOSED:
                 return _ADMITTED_CLOSED
-            now = self.clock.monotonic()
             if state == OPEN:
                 retry_in = self._retry_in()
-            elif self._trial is not None and now - self._trial.started < self.reset_timeout:
-                retry_in = 0.0
+            elif self._trial is not None:
+                retry_in = 0.0  # half-open, and its one trial is running
             else:
-                self._trial = _Admission(now)
+                self._trial = _Admission()
                 return self._trial
         log.info("breaker.rejected", breaker=self.name, state=state, retry_in=round(retry_in, 3))
         raise CircuitOpenError(self.name, retry_in)
 
     def _record_success(self, admission: _Admission) -> None:
         if admission is _ADMITTED_CLOSED:
-            # Only while closed: an open breaker's count is what opened it.
-            if self._storage.counter and self._storage.state == CLOSED:
-                self._storage.reset_counter()
+            if self._storage.counter:  # rarely: the common case reads one counter, no lock
+                with self._lock:
+                    # Only while closed: an open breaker's count is what opened it.
+                    if self._storage.state == CLOSED:
+                        self._storage.reset_counter()
             return
         with self._lock:
             if admission is self._trial:
@@ -254,6 +250,13 @@ class CircuitBreaker:
             self._cb.state = state
 
 
+def _check_name_and_storage(name: object, storage: object) -> None:
+    if name is not None and not isinstance(name, str):
+        raise ConfigError("circuit_breaker.name", f"must be a string, got {name!r}")
+    if storage is not None and not isinstance(storage, BreakerStorage):
+        raise ConfigError("circuit_breaker.storage", f"must be a breaker storage, got {storage!r}")
+
+
 class BreakerFunction(Protocol[P, R_co]):
     """A function wrapped by `circuit_breaker`: same signature, plus its ``breaker``."""
 
@@ -285,17 +288,13 @@ class BreakerPolicy:
     clock: Clock = field(default=SYSTEM_CLOCK, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        """Validate the settings by building (and dropping) a breaker with them."""
-        exclude: Any = self.exclude
-        if isinstance(exclude, type) or callable(exclude):
-            exclude = (exclude,)
-        object.__setattr__(self, "exclude", tuple(exclude))
-        object.__setattr__(
-            self,
-            "reset_timeout",
-            _validate.seconds(self.reset_timeout, "circuit_breaker.reset_timeout"),
-        )
-        self.build("check")
+        """Validate and normalize the settings."""
+        _validate.integer(self.fail_max, "circuit_breaker.fail_max", minimum=1)
+        reset_timeout = _validate.seconds(self.reset_timeout, "circuit_breaker.reset_timeout")
+        exclude = _validate.exclusions(self.exclude, "circuit_breaker.exclude")
+        _check_name_and_storage(self.name, self.storage)
+        object.__setattr__(self, "reset_timeout", reset_timeout)
+        object.__setattr__(self, "exclude", exclude)
 
     def build(self, default_name: str) -> CircuitBreaker:
         """Return a new breaker with these settings, named *default_name* unless named."""
@@ -343,9 +342,7 @@ def circuit_breaker(
     return BreakerPolicy(
         fail_max=fail_max,
         reset_timeout=_validate.seconds(reset_timeout, "circuit_breaker.reset_timeout"),
-        exclude=tuple(exclude)
-        if not (isinstance(exclude, type) or callable(exclude))
-        else (exclude,),
+        exclude=_validate.exclusions(exclude, "circuit_breaker.exclude"),
         name=name,
         storage=storage,
         clock=clock,

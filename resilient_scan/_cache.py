@@ -21,7 +21,7 @@ import cachetools.keys
 from . import _validate
 from ._clock import SYSTEM_CLOCK, Clock
 from ._errors import ScanTimeout
-from ._logging import callable_name, debug_enabled, log
+from ._logging import callable_name, debug_enabled, describe_error, log
 from ._stats import record
 from ._storage import MISSING, CacheStore, MemoryCacheStore
 from ._threads import time_remaining
@@ -90,7 +90,9 @@ class CachePolicy:
     def __call__(self, func: Callable[P, R]) -> CachedFunction[P, R]:
         """Wrap *func* in this cache."""
         _validate.decorated(func, "ttl_cache")
-        store = self.store or MemoryCacheStore(ttl=self.ttl, maxsize=self.maxsize, clock=self.clock)
+        store = self.store
+        if store is None:  # not "or": an empty store is falsy, and every store starts empty
+            store = MemoryCacheStore(ttl=self.ttl, maxsize=self.maxsize, clock=self.clock)
         return _Cached(func, store, self.key or cachetools.keys.hashkey, self.maxsize).wrapper()
 
     def describe(self) -> str:
@@ -141,6 +143,9 @@ class _Cached(Generic[P, R]):
                     else "pass key= to derive a hashable key from the arguments"
                 )
                 raise TypeError(f"ttl_cache({self.name}): {exc}; {hint}") from exc
+            except Exception as exc:  # a store that fails is a miss, not a failed call
+                self.store_failed(exc)
+                value = MISSING
             if value is not MISSING:
                 with lock:
                     self.hits += 1
@@ -159,7 +164,11 @@ class _Cached(Generic[P, R]):
         with self.lock:
             # Checked again under the lock: a call for this key may have stored its result
             # between the first look and now.
-            value = self.store.get(key, MISSING)
+            try:
+                value = self.store.get(key, MISSING)
+            except Exception as exc:
+                self.store_failed(exc)
+                value = MISSING
             if value is not MISSING:
                 self.hits += 1
             else:
@@ -185,8 +194,8 @@ class _Cached(Generic[P, R]):
             flight.error = exc
             raise
         else:
-            self.store.set(key, value)
             flight.value = value
+            self._store(key, value)
             return value
         finally:
             with self.lock:
@@ -210,6 +219,16 @@ class _Cached(Generic[P, R]):
         record(cache_hits=1)
         if debug_enabled():
             log.debug("cache.hit", function=self.name, coalesced=coalesced)
+
+    def _store(self, key: Hashable, value: R) -> None:
+        # A store that fails (a shared cache that is down) costs the caching, not the call.
+        try:
+            self.store.set(key, value)
+        except Exception as exc:
+            self.store_failed(exc)
+
+    def store_failed(self, exc: Exception) -> None:
+        log.warning("cache.store_failed", function=self.name, error=describe_error(exc))
 
     def cache_clear(self) -> None:
         self.store.clear()

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import difflib
 import importlib
 import json
 import sys
@@ -43,7 +42,9 @@ import resilient_scan as rs
 from ._demo import DemoSettings, run_demo
 from ._demo.output import candidate_lines, logging_for, result_table
 from ._logging import describe_error
+from ._report import FAILED
 from ._scanner import scanner_info
+from ._validate import reject_unknown
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -58,7 +59,7 @@ EXIT_USAGE = 2  # bad arguments, bad config file, scanners that cannot be import
 FAIL_ON: Mapping[str, frozenset[str]] = {
     "never": frozenset(),
     "error": frozenset({"error"}),
-    "any": frozenset({"error", "timeout", "circuit_open", "cancelled"}),
+    "any": frozenset({*(status.value for status in FAILED), "cancelled"}),
 }
 
 _SETTINGS_TABLE = "resilient_scan"
@@ -232,14 +233,7 @@ def _checked(path: Path, document: dict[str, Any]) -> RunConfig:
         )
     if not isinstance(table, Mapping):
         raise rs.ConfigError(_SETTINGS_TABLE, f"must be a table, got {table!r}")
-    for key in table:
-        if key not in _SETTINGS_KEYS:
-            close = difflib.get_close_matches(key, _SETTINGS_KEYS, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise rs.ConfigError(
-                f"{_SETTINGS_TABLE}.{key}",
-                f"unknown key{hint}; known keys: {', '.join(_SETTINGS_KEYS)}",
-            )
+    reject_unknown(table, _SETTINGS_KEYS, _SETTINGS_TABLE)
     scanners = _strings(table.get("scanners"), f"{_SETTINGS_TABLE}.scanners", required=True)
     for number, reference in enumerate(scanners):
         _reference(reference, f"{_SETTINGS_TABLE}.scanners[{number}]")
@@ -268,7 +262,8 @@ def _strings(value: object, key: str, *, required: bool) -> tuple[str, ...]:
     if value is None and required:
         raise rs.ConfigError(key, 'missing: list the scanners, e.g. ["my_scanners:registry"]')
     if not isinstance(value, list) or (required and not value):
-        raise rs.ConfigError(key, f"must be a non-empty list of strings, got {value!r}")
+        wanted = "a non-empty list of strings" if required else "a list of strings"
+        raise rs.ConfigError(key, f"must be {wanted}, got {value!r}")
     for item in value:
         if not isinstance(item, str) or not item.strip():
             raise rs.ConfigError(key, f"must be a list of non-empty strings, got {item!r}")
@@ -364,13 +359,19 @@ def load_state(config: RunConfig) -> Mapping[str, Any]:
     return target
 
 
+def _executor(config: RunConfig) -> rs.ScanExecutor:
+    settings = {key: value for key, value in config.document.items() if key != _SETTINGS_TABLE}
+    if not settings:  # only [resilient_scan]: run with the executor's defaults
+        settings = {"scanner_execution": {}}
+    try:
+        return rs.ScanExecutor.from_config(settings)
+    except rs.ConfigError as exc:
+        raise CliError(f"{config.path}: {exc}") from None
+
+
 def _run(path: Path, *, json_output: bool, output: str | None, fail_on: str) -> int:
     config = read_config(path)
-    settings = {key: value for key, value in config.document.items() if key != _SETTINGS_TABLE}
-    try:
-        executor = rs.ScanExecutor.from_config(settings)
-    except rs.ConfigError as exc:
-        raise CliError(f"{path}: {exc}") from None
+    executor = _executor(config)
     with import_roots(config.roots):
         try:
             scanners = load_scanners(config)

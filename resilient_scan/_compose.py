@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from datetime import timedelta
 from typing import Any, ParamSpec, Protocol, TypeAlias, TypeVar, cast
 
@@ -67,65 +67,64 @@ def _settings(policy: type[Any], given: Mapping[str, Any], where: str) -> Any:
         raise ConfigError(f"{where}.{exc.key.partition('.')[2] or exc.key}", exc.problem) from None
 
 
-def _timeout_layer(value: object) -> TimeoutPolicy | None:
-    if value is None:
+@dataclass(frozen=True)
+class _Kind:
+    """What one argument of `resilient` accepts."""
+
+    name: str
+    policy: type[Any]
+    number: str | None  # the policy field a bare number sets, if a number is accepted
+    true_means_defaults: bool
+    accepts: str
+    objects: tuple[type[Any], ...] = ()  # accepted as they are, besides the policy itself
+
+
+_TIMEOUT = _Kind(
+    name="timeout",
+    policy=TimeoutPolicy,
+    number="seconds",
+    true_means_defaults=False,
+    accepts="seconds, a dict of timeout settings, a TimeoutPolicy or None",
+)
+_RETRY = _Kind(
+    name="retry",
+    policy=RetryPolicy,
+    number=None,
+    true_means_defaults=True,
+    accepts="True, a dict of retry settings, a RetryPolicy or None",
+)
+_CACHE = _Kind(
+    name="cache",
+    policy=CachePolicy,
+    number="ttl",
+    true_means_defaults=False,
+    accepts="a TTL in seconds, a dict of cache settings, a CachePolicy or None",
+)
+_BREAKER = _Kind(
+    name="breaker",
+    policy=BreakerPolicy,
+    number=None,
+    true_means_defaults=True,
+    accepts="True, a dict of breaker settings, a BreakerPolicy, a CircuitBreaker or None",
+    objects=(CircuitBreaker,),
+)
+
+
+def _layer(kind: _Kind, value: object) -> Any:
+    """Return the layer *value* asks for (a policy or a shared breaker), or None."""
+    where = f"resilient.{kind.name}"
+    if value is None or (value is False and kind.true_means_defaults):
         return None
-    if isinstance(value, TimeoutPolicy):
+    if value is True and kind.true_means_defaults:
+        return kind.policy()
+    if isinstance(value, (kind.policy, *kind.objects)):
         return value
     if isinstance(value, Mapping):
-        return cast("TimeoutPolicy", _settings(TimeoutPolicy, value, "resilient.timeout"))
-    if isinstance(value, (int, float, timedelta)) and not isinstance(value, bool):
-        return TimeoutPolicy(seconds=_validate.seconds(value, "resilient.timeout"))
-    raise ConfigError(
-        "resilient.timeout",
-        f"must be seconds, a dict of timeout settings, a TimeoutPolicy or None, got {value!r}",
-    )
-
-
-def _retry_layer(value: object) -> RetryPolicy | None:
-    if value is None or value is False:
-        return None
-    if value is True:
-        return RetryPolicy()
-    if isinstance(value, RetryPolicy):
-        return value
-    if isinstance(value, Mapping):
-        return cast("RetryPolicy", _settings(RetryPolicy, value, "resilient.retry"))
-    raise ConfigError(
-        "resilient.retry",
-        f"must be True, a dict of retry settings, a RetryPolicy or None, got {value!r}",
-    )
-
-
-def _cache_layer(value: object) -> CachePolicy | None:
-    if value is None:
-        return None
-    if isinstance(value, CachePolicy):
-        return value
-    if isinstance(value, Mapping):
-        return cast("CachePolicy", _settings(CachePolicy, value, "resilient.cache"))
-    if isinstance(value, (int, float, timedelta)) and not isinstance(value, bool):
-        return CachePolicy(ttl=_validate.seconds(value, "resilient.cache"))
-    raise ConfigError(
-        "resilient.cache",
-        f"must be a TTL in seconds, a dict of cache settings, a CachePolicy or None, got {value!r}",
-    )
-
-
-def _breaker_layer(value: object) -> BreakerPolicy | CircuitBreaker | None:
-    if value is None or value is False:
-        return None
-    if value is True:
-        return BreakerPolicy()
-    if isinstance(value, (BreakerPolicy, CircuitBreaker)):
-        return value
-    if isinstance(value, Mapping):
-        return cast("BreakerPolicy", _settings(BreakerPolicy, value, "resilient.breaker"))
-    raise ConfigError(
-        "resilient.breaker",
-        "must be True, a dict of breaker settings, a BreakerPolicy, a CircuitBreaker or None,"
-        f" got {value!r}",
-    )
+        return _settings(kind.policy, value, where)
+    number = isinstance(value, (int, float, timedelta)) and not isinstance(value, bool)
+    if kind.number is not None and number:
+        return kind.policy(**{kind.number: _validate.seconds(value, where)})
+    raise ConfigError(where, f"must be {kind.accepts}, got {value!r}")
 
 
 def resilient(
@@ -149,10 +148,10 @@ def resilient(
     Raises:
         ConfigError: at decoration time, naming a bad or unknown setting.
     """
-    cache_policy = _cache_layer(cache)
-    retry_policy = _retry_layer(retry)
-    breaker_policy = _breaker_layer(breaker)
-    timeout_policy = _timeout_layer(timeout)
+    cache_policy: CachePolicy | None = _layer(_CACHE, cache)
+    retry_policy: RetryPolicy | None = _layer(_RETRY, retry)
+    breaker_policy: BreakerPolicy | CircuitBreaker | None = _layer(_BREAKER, breaker)
+    timeout_policy: TimeoutPolicy | None = _layer(_TIMEOUT, timeout)
     layers: tuple[Layer, ...] = tuple(
         layer
         for layer in (cache_policy, retry_policy, breaker_policy, timeout_policy)

@@ -126,7 +126,12 @@ class ScanExecutor:
         elif "scanner_execution" in config:
             root, prefix = config, ""
         else:
-            raise ConfigError("config", "expected a 'discovery' or 'scanner_execution' table")
+            found = ", ".join(map(str, config)) or "nothing"
+            raise ConfigError(
+                "discovery",
+                "missing: expected a 'discovery' table (with scanner_execution, scanners,"
+                f" pipelines) or a 'scanner_execution' table; found {found}",
+            )
         execution = root.get("scanner_execution", {})
         where = f"{prefix}scanner_execution"
         if not isinstance(execution, Mapping):

@@ -23,6 +23,9 @@ class ScanStatus(str, Enum):
         return self.value
 
 
+#: The statuses of a scanner that ran and failed.
+FAILED = frozenset({ScanStatus.ERROR, ScanStatus.TIMEOUT, ScanStatus.CIRCUIT_OPEN})
+
 #: Normalizes one raw candidate for a scanner, or returns None to drop it as invalid.
 Normalizer = Callable[[object, str], "dict[str, Any] | None"]
 #: Merges the results (in scanner order) into the report's candidates.
@@ -129,8 +132,7 @@ class ScanReport:
     @property
     def failed(self) -> list[ScanResult]:
         """Results with status error, timeout or circuit_open."""
-        bad = (ScanStatus.ERROR, ScanStatus.TIMEOUT, ScanStatus.CIRCUIT_OPEN)
-        return [result for result in self.results if result.status in bad]
+        return [result for result in self.results if result.status in FAILED]
 
     def result(self, name: str) -> ScanResult:
         """Return the result of the scanner named *name*."""

@@ -4,13 +4,14 @@ Workers pull the next scanner themselves, as a thread pool's workers do, so the 
 thread is never a hop between one scanner and the next. The caller's thread keeps time: it
 learns when each scanner starts, wakes at the earliest deadline, marks scanners that pass it
 as timed out, abandons them, and starts a fresh worker in their place. An abandoned worker
-stops pulling scanners once its scanner returns, so no more than ``workers`` scanners run
-for the run at any time.
+stops pulling scanners once its scanner returns, so no more than ``workers`` scanners that
+the run still waits for run at any time; abandoned ones may still be running beside them.
 """
 
 from __future__ import annotations
 
 import contextvars
+import copy
 import heapq
 import queue
 import threading
@@ -24,7 +25,7 @@ import structlog
 
 from ._errors import CircuitOpenError, ScanTimeout
 from ._logging import describe_error, log
-from ._report import Normalizer, ScanResult, ScanStatus
+from ._report import FAILED, Normalizer, ScanResult, ScanStatus
 from ._scanner import ScannerInfo, scan_callable
 from ._state import (
     DictView,
@@ -36,8 +37,6 @@ from ._state import (
 )
 from ._stats import CallStats, current_stats
 from ._threads import ABANDONED, POOL, abandoned_call_finished, set_deadline
-
-_FAILED = (ScanStatus.ERROR, ScanStatus.TIMEOUT, ScanStatus.CIRCUIT_OPEN)
 
 
 @dataclass(frozen=True)
@@ -60,7 +59,6 @@ class _Slot:
     __slots__ = (
         "abandoned",
         "deadline",
-        "done",
         "error",
         "limit",
         "original_logs",
@@ -78,7 +76,6 @@ class _Slot:
         self.started = started
         self.deadline = deadline
         self.limit = planned.timeout  # the configured limit that fired, for messages
-        self.done = False  # the worker is finished with it (under the run's lock)
         self.abandoned = False  # the caller gave up on it (under the run's lock)
         self.recorded = False  # settled: its result is claimed (under the run's lock)
         self.result: ScanResult | None = None
@@ -227,7 +224,10 @@ class Run:
 
     def _abandon(self, slot: _Slot, *, at_deadline: bool) -> None:
         ABANDONED.add()
-        POOL.submit(self._work)  # a fresh worker takes the hung one's place
+        with self._lock:
+            replace = self._pending and not self._stopped
+        if replace:
+            POOL.submit(self._work)  # a fresh worker takes the hung one's place
         planned = slot.planned
         # Name the setting that fired, with its configured value.
         if at_deadline and self.deadline_seconds is not None:
@@ -235,9 +235,7 @@ class Run:
         else:
             limit, why = planned.timeout, "its timeout_seconds"
         slot.limit = limit
-        if slot.view is not None:
-            # What it logged until now; the hung thread may add more that nobody reads.
-            self.tool_logs[planned.index] = appended_tool_logs(slot.view, slot.original_logs)
+        self.tool_logs[planned.index] = _snapshot_tool_logs(slot, still_running=True)
         self._record(
             planned,
             ScanResult(
@@ -284,7 +282,7 @@ class Run:
             fields["reason"] = result.reason
         if result.status is ScanStatus.TIMEOUT and slot is not None:
             fields["timeout_seconds"] = slot.limit
-        emit = self.log.warning if result.status in _FAILED else self.log.info
+        emit = self.log.warning if result.status in FAILED else self.log.info
         emit("scanner.finished", **fields)
 
     # -- worker threads -----------------------------------------------------------------------
@@ -332,7 +330,6 @@ class Run:
 
     def _settle_locked(self, slot: _Slot) -> bool:
         """Settle a worker's finished scanner (lock held); return whether it was abandoned."""
-        slot.done = True
         if slot.abandoned:
             return True  # settled already, as a timeout
         slot.recorded = True
@@ -367,13 +364,14 @@ class Run:
             else:
                 status = ScanStatus.ERROR
                 error = f"TypeError: scanner returned {type(raw).__name__}, expected a list"
+            slot.tool_logs = appended_tool_logs(view, slot.original_logs)
         except BaseException as exc:  # any failure is this scanner's result
             slot.error = exc
             status, error = _failure_status(exc), describe_error(exc)
             if isinstance(exc, ScanTimeout):
                 slot.limit = exc.limit  # its own attempt timeout fired
-        if slot.view is not None:
-            slot.tool_logs = appended_tool_logs(slot.view, slot.original_logs)
+            candidates, dropped = [], 0
+            slot.tool_logs = _snapshot_tool_logs(slot, still_running=False)
         slot.result = ScanResult(
             name=name,
             status=status,
@@ -385,6 +383,22 @@ class Run:
             retries=slot.stats.retries,
             cache_hits=slot.stats.cache_hits,
         )
+
+
+def _snapshot_tool_logs(slot: _Slot, *, still_running: bool) -> list[Any]:
+    """What a failed or abandoned scanner added to its tool logs, or nothing.
+
+    The thread of a scanner that is still running may change the entries while they are
+    read and after: they are deep-copied then. Entries that cannot be read or copied are
+    left out rather than let one scanner break the run.
+    """
+    if slot.view is None:
+        return []
+    try:
+        entries = appended_tool_logs(slot.view, slot.original_logs)
+        return copy.deepcopy(entries) if still_running else entries
+    except Exception:
+        return []
 
 
 def _normalized(

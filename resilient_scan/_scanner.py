@@ -72,8 +72,12 @@ def scanner(
     """
 
     def mark(target: F) -> F:
-        if not callable(target):
-            raise ConfigError("scanner", f"can only decorate a callable, got {target!r}")
+        if isinstance(target, type) or not callable(target) or hasattr(target, "scan"):
+            raise ConfigError(
+                "scanner",
+                "decorates scanner functions; a scanner class or object is named by its own"
+                f" name (and pipeline) attributes, got {target!r}",
+            )
         info = ScannerInfo(
             name=name if name is not None else getattr(target, "__name__", type(target).__name__),
             pipeline=pipeline,
@@ -177,6 +181,8 @@ class ScannerRegistry:
         def add(target: Any) -> Any:
             marked = target
             if name is not None or pipeline is not None or not enabled:
+                # Functions only: scanner() rejects classes and objects, which carry their
+                # own name and pipeline attributes.
                 marked = scanner(name=name, pipeline=pipeline, enabled=enabled)(target)
             info = scanner_info(marked)
             if info.name in self._scanners:

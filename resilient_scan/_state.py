@@ -26,9 +26,9 @@ _COPY_ON_READ = (set, bytearray, deque)
 def _view(value: Any) -> Any:
     """Return what a scanner gets for *value*: a view, a private copy, or the value."""
     kind = type(value)
-    if kind is dict:
+    if kind is dict or kind is DictView:  # a view of a view: a scanner running scanners
         return DictView(value)
-    if kind is list:
+    if kind is list or kind is ListView:
         return ListView(value)
     if isinstance(value, dict):
         # A subclass keeps its type and behaviour (a defaultdict its factory) as a copy of
@@ -50,7 +50,7 @@ def _view(value: Any) -> Any:
 
 
 def _needs_view(value: Any) -> bool:
-    return isinstance(value, (dict, list, *_COPY_ON_READ))
+    return isinstance(value, _CONTAINERS)
 
 
 class DictView(MutableMapping[Any, Any]):
@@ -117,6 +117,20 @@ class DictView(MutableMapping[Any, Any]):
     def copy(self) -> dict[Any, Any]:
         """Return a shallow plain-dict copy, as `dict.copy` does."""
         return dict(self.items())
+
+    def _plain(self, memo: dict[int, Any]) -> dict[Any, Any]:
+        # Views are made afresh at each level, so a cycle is found by what they view; the
+        # entry lasts only while this one is being built (another view of the same base
+        # may differ).
+        key = id(self._base)
+        building = memo.get(key)
+        if building is not None:
+            return building  # type: ignore[no-any-return]
+        plain: dict[Any, Any] = {}
+        memo[key] = plain
+        plain.update((key, _plain(item, memo)) for key, item in self.items())
+        del memo[key]
+        return plain
 
     def __copy__(self) -> DictView:
         """Return a view with its own overlay: changes to either stay apart, as dict copies."""
@@ -261,6 +275,17 @@ class ListView(MutableSequence[Any]):
         """Return a shallow plain-list copy, as `list.copy` does."""
         return list(self)
 
+    def _plain(self, memo: dict[int, Any]) -> list[Any]:
+        key = id(self._base)  # as DictView._plain
+        building = memo.get(key)
+        if building is not None:
+            return building  # type: ignore[no-any-return]
+        plain: list[Any] = []
+        memo[key] = plain
+        plain.extend(_plain(item, memo) for item in self)
+        del memo[key]
+        return plain
+
     def __copy__(self) -> ListView:
         """Return a view with its own items: changes to either stay apart, as list copies."""
         twin = ListView(self._base)
@@ -295,6 +320,10 @@ class ListView(MutableSequence[Any]):
 
 def state_view(state: Mapping[str, Any]) -> DictView:
     """Return a copy-on-write view of *state* for one scanner."""
+    if type(state) is not dict and not isinstance(state, DictView):
+        # A defaultdict would add the keys a scanner merely looks up: read a plain copy of
+        # its first level instead (nested containers are still views, not copies).
+        state = dict(state)
     return DictView(state)
 
 
@@ -303,45 +332,46 @@ def to_plain(value: Any) -> Any:
 
     Use it where a real dict is needed, e.g. ``json.dumps(rs.to_plain(state["config"]))``.
     Plain dicts, lists and tuples are rebuilt only on the way to a view inside them;
-    everything else is returned as it is.
+    everything else is returned as it is. Cycles are kept as cycles.
     """
+    if type(value) in _ATOMS:
+        return value
+    return _plain(value, {})
+
+
+def _plain(value: Any, memo: dict[int, Any]) -> Any:
+    """`to_plain` with *memo*: the containers met so far (by id) and what they became."""
     kind = type(value)
     if kind in _ATOMS:
         return value
-    if kind is DictView or kind is dict:
-        return _plain_mapping(value, rebuild=kind is DictView)
-    if kind is ListView or kind is list or kind is tuple:
-        items = _plain_items(list(value) if kind is ListView else value, rebuild=kind is ListView)
-        if items is value:
-            return value
-        return tuple(items) if kind is tuple else items
+    if kind is DictView or kind is ListView:
+        return value._plain(memo)  # noqa: SLF001 - the views build their own plain form
+    if kind is dict or kind is list or kind is tuple:
+        seen = memo.get(id(value))
+        if seen is None:
+            memo[id(value)] = value  # a cycle back to it finds it unchanged
+            seen = memo[id(value)] = _plain_container(value, memo)
+        return seen
     return value
 
 
-def _plain_mapping(mapping: Mapping[Any, Any], *, rebuild: bool) -> Any:
-    plain: dict[Any, Any] | None = dict(mapping.items()) if rebuild else None
-    for key, item in mapping.items():
+def _plain_container(value: Any, memo: dict[int, Any]) -> Any:
+    items = value.items() if type(value) is dict else enumerate(value)
+    changed: dict[Any, Any] = {}
+    for key, item in items:
         if type(item) in _ATOMS:
             continue
-        new = to_plain(item)
+        new = _plain(item, memo)
         if new is not item:
-            if plain is None:
-                plain = dict(mapping)
-            plain[key] = new
-    return mapping if plain is None else plain
-
-
-def _plain_items(items: Any, *, rebuild: bool) -> Any:
-    plain: list[Any] | None = items if rebuild else None
-    for index, item in enumerate(items):
-        if type(item) in _ATOMS:
-            continue
-        new = to_plain(item)
-        if new is not item:
-            if plain is None:
-                plain = list(items)
-            plain[index] = new
-    return items if plain is None else plain
+            changed[key] = new
+    if not changed:
+        return value
+    if type(value) is dict:
+        return {**value, **changed}
+    rebuilt = list(value)
+    for index, new in changed.items():
+        rebuilt[index] = new
+    return rebuilt if type(value) is list else tuple(rebuilt)
 
 
 # Values that cannot hold a view: to_plain returns them at once.
@@ -349,15 +379,17 @@ _ATOMS = frozenset({str, int, float, bool, type(None), bytes, complex})
 
 
 def private_tool_logs(view: DictView, state: Mapping[str, Any]) -> list[Any] | None:
-    """Give *view* its own plain copy of ``state["tool_logs"]``; return the original list.
+    """Give *view* its own plain copy of ``state["tool_logs"]``; return what it starts with.
 
     A plain list (not a view), so scanners can append to it and check ``isinstance(...,
     list)`` as they would with the real state.
     """
     original = state.get("tool_logs")
-    if isinstance(original, list):
-        view[_TOOL_LOGS] = list(original)
-        return original
+    if isinstance(original, (list, ListView)):
+        # Entries already there are views too: a scanner that edits one edits its own.
+        own = [_view(entry) if _needs_view(entry) else entry for entry in original]
+        view[_TOOL_LOGS] = own
+        return list(own)
     return None
 
 
@@ -380,3 +412,5 @@ def appended_tool_logs(view: DictView, original: list[Any] | None) -> list[Any]:
 
 
 _TOOL_LOGS = "tool_logs"
+
+_CONTAINERS = (dict, list, *_COPY_ON_READ, DictView, ListView)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextvars
 import itertools
+import os
 import queue
 import threading
 import time
@@ -49,13 +50,6 @@ def time_remaining() -> float | None:
     return max(0.0, deadline - time.monotonic())
 
 
-def _enter_deadline(deadline: float) -> None:
-    """Set the deadline in the current context, keeping an earlier one already set."""
-    outer = _deadline.get()
-    if outer is None or deadline < outer:
-        _deadline.set(deadline)
-
-
 def earliest_deadline(deadline: float) -> float:
     """Return *deadline*, or the current context's deadline if that comes first."""
     outer = _deadline.get()
@@ -73,17 +67,18 @@ def reset_deadline(token: contextvars.Token[float | None]) -> None:
 
 
 class _Abandoned:
-    """How many abandoned calls are still running, and how many there have been."""
+    """How many abandoned calls are still running."""
 
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
         self._lock = threading.Lock()
         self.running = 0
-        self.total = 0
 
     def add(self) -> int:
         with self._lock:
             self.running += 1
-            self.total += 1
             return self.running
 
     def remove(self) -> None:
@@ -170,11 +165,6 @@ class Call(Generic[T]):
         """Wait up to *seconds* for the call to finish; return whether it did."""
         return self._done.wait(seconds)
 
-    @property
-    def done(self) -> bool:
-        """Whether the call has finished."""
-        return self._done.is_set()
-
     def abandon(self) -> bool:
         """Stop waiting for the call; return False if it finished in the meantime."""
         with self._lock:
@@ -197,7 +187,7 @@ def _call_with_deadline(
     func: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any], deadline: float | None
 ) -> T:
     if deadline is not None:
-        _enter_deadline(deadline)
+        set_deadline(deadline)
     return func(*args, **kwargs)
 
 
@@ -218,7 +208,10 @@ class _Worker(threading.Thread):
                     return
                 # A caller took this worker off the idle list just now: its task is coming.
                 task = tasks.get()
-            task()
+            try:
+                task()
+            except BaseException as exc:  # a bug in a task must not take the thread down
+                log.error("worker.task_failed", error=describe_error(exc), exc_info=exc)
             del task
             pool.release(self)
 
@@ -241,7 +234,7 @@ class DaemonPool:
         """Run *task* on an idle worker, or on a new one if none is idle."""
         with self._lock:
             worker = self._idle.pop() if self._idle else None
-        if worker is None:
+        if worker is None or not worker.is_alive():
             worker = _Worker(self, next(self._numbers))
             worker.tasks.put(task)
             worker.start()
@@ -267,22 +260,28 @@ class DaemonPool:
         kwargs: dict[str, Any],
         *,
         deadline: float | None,
-        on_done: Callable[[], None] | None = None,
     ) -> Call[T]:
-        """Start ``func(*args, **kwargs)`` on a worker, in a copy of the caller's context.
-
-        *on_done* runs on the worker once the call has finished, abandoned or not.
-        """
+        """Start ``func(*args, **kwargs)`` on a worker, in a copy of the caller's context."""
         call: Call[T] = Call(name)
         context = contextvars.copy_context()
-
-        def task() -> None:
-            call.run(context, func, args, kwargs, deadline)
-            if on_done is not None:
-                on_done()
-
-        self.submit(task)
+        self.submit(lambda: call.run(context, func, args, kwargs, deadline))
         return call
+
+    def forget_threads(self) -> None:
+        """Drop every worker: after a fork, the child has none of the parent's threads."""
+        self._lock = threading.Lock()
+        self._idle = []
 
 
 POOL = DaemonPool()
+
+
+def _after_fork_in_child() -> None:
+    # The child process has only the thread that forked: the parent's idle workers and its
+    # abandoned calls do not exist there, and a task handed to one would never run.
+    POOL.forget_threads()
+    ABANDONED.reset()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -49,9 +49,11 @@ class TimeoutPolicy:
             # ends sooner shortens this one: no attempt outlives the budget it belongs to.
             outer = current_deadline()
             effective = limit if outer is None else max(0.0, min(limit, outer - started))
-            call = POOL.start_call(name, func, args, kwargs, deadline=started + effective)
-            if call.wait(effective) or not call.abandon():
-                return call.outcome()
+            if effective > 0:
+                call = POOL.start_call(name, func, args, kwargs, deadline=started + effective)
+                if call.wait(effective) or not call.abandon():
+                    return call.outcome()
+            # else the enclosing budget is spent: the call is not even started.
             elapsed = time.monotonic() - started
             log.warning(
                 "timeout.fired",

@@ -10,9 +10,6 @@ from typing import Any, TypeAlias
 
 from ._errors import ConfigError
 
-#: What users may pass wherever a duration is expected.
-Seconds: TypeAlias = "float | int | timedelta"
-
 #: What users may pass to select exceptions: a type, a tuple of types, or a predicate.
 ExceptionFilter: TypeAlias = (
     "type[BaseException] | tuple[type[BaseException], ...] | Callable[[BaseException], bool]"
@@ -70,13 +67,16 @@ def exception_filter(value: object, key: str) -> Callable[[BaseException], bool]
     )
 
 
-def exception_filters(values: object, key: str) -> tuple[Callable[[BaseException], bool], ...]:
-    """Validate an iterable of exception types and predicates (as `exclude=` takes)."""
+def exclusions(values: object, key: str) -> tuple[ExceptionFilter, ...]:
+    """Validate one exception type or predicate, or an iterable of them; return a tuple."""
     if isinstance(values, type) or callable(values):
         values = (values,)
     if not isinstance(values, Iterable) or isinstance(values, (str, bytes)):
         raise ConfigError(key, f"must be a tuple of exception types or predicates, got {values!r}")
-    return tuple(exception_filter(item, f"{key}[{i}]") for i, item in enumerate(values))
+    items = tuple(values)
+    for index, item in enumerate(items):
+        exception_filter(item, f"{key}[{index}]")
+    return items
 
 
 def callable_or_none(value: object, key: str) -> None:

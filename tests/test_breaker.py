@@ -286,3 +286,43 @@ def test_pybreaker_memory_storage_passed_as_storage_holds_the_state(clock: FakeC
     clock.advance(RESET + 1)
     assert call() == "ok"
     assert storage.state == "closed"
+
+
+def test_half_open_admits_one_trial_until_it_returns_however_long_it_takes():
+    clock = FakeClock()
+    entered = threading.Event()
+    release = threading.Event()
+    trials: list[int] = []
+
+    @rs.circuit_breaker(fail_max=1, reset_timeout=1, clock=clock)
+    def call(fail: bool) -> str:
+        if fail:
+            raise ConnectionError("down")
+        trials.append(1)
+        entered.set()
+        release.wait(10)
+        return "ok"
+
+    with pytest.raises(ConnectionError):
+        call(True)
+    clock.advance(1)
+    with ThreadPoolExecutor(1) as pool:
+        trial = pool.submit(call, False)
+        assert entered.wait(5)
+        # Long past its reset timeout, the breaker still waits for its one trial.
+        for _ in range(5):
+            clock.advance(10)
+            with pytest.raises(rs.CircuitOpenError):
+                call(False)
+        release.set()
+        assert trial.result(timeout=5) == "ok"
+    assert trials == [1]
+    assert call.breaker.state == "closed"
+
+
+@pytest.mark.parametrize("exclude", [5, "ValueError", (ValueError, 3)])
+def test_an_exclude_that_is_not_types_or_predicates_is_a_config_error(exclude: object):
+    with pytest.raises(rs.ConfigError, match="exclude"):
+        rs.circuit_breaker(exclude=exclude)  # type: ignore[arg-type]
+    with pytest.raises(rs.ConfigError, match=r"resilient\.breaker\.exclude"):
+        rs.resilient(breaker={"exclude": exclude})

@@ -223,3 +223,59 @@ def test_maxsize_evicts_the_least_recently_used_entry(clock: FakeClock):
     assert counter.calls == [1, 2, 3]
     double(2)
     assert counter.calls == [1, 2, 3, 2]
+
+
+class DictStore:
+    """A CacheStore kept in a plain dict, as a shared cache's client would be."""
+
+    def __init__(self, *, fail_get: bool = False, fail_set: bool = False) -> None:
+        self.data: dict[Hashable, object] = {}
+        self.fail_get = fail_get
+        self.fail_set = fail_set
+
+    def get(self, key: Hashable, default: object) -> object:
+        if self.fail_get:
+            raise ConnectionError("cache server down")
+        return self.data.get(key, default)
+
+    def set(self, key: Hashable, value: object) -> None:
+        if self.fail_set:
+            raise ConnectionError("cache server down")
+        self.data[key] = value
+
+    def clear(self) -> None:
+        self.data.clear()
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
+def test_a_custom_store_is_used_even_while_it_is_empty():
+    store = DictStore()
+    cached = rs.ttl_cache(ttl=60, store=store)(lambda x: x * 2)
+    assert cached(2) == 4
+    assert store.data == {(2,): 4}
+    assert cached(2) == 4
+    assert cached.cache_info().hits == 1
+
+
+@pytest.mark.parametrize("failing", ["get", "set"])
+def test_a_failing_store_costs_the_caching_not_the_call(failing: str):
+    store = DictStore(fail_get=failing == "get", fail_set=failing == "set")
+    release = threading.Event()
+    calls = []
+
+    @rs.ttl_cache(ttl=60, store=store)
+    def slow(x: int) -> str:
+        calls.append(x)
+        release.wait(5)
+        return f"value {x}"
+
+    with ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(slow, 1) for _ in range(4)]
+        time.sleep(0.1)
+        release.set()
+        results = [future.result(timeout=10) for future in futures]
+    # Every caller gets the real value, and concurrent misses still share one call.
+    assert results == ["value 1"] * 4
+    assert calls == [1]

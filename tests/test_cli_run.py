@@ -326,10 +326,19 @@ def test_bad_resilient_scan_table_is_named(tmp_path, capsys, table, expected):
     assert f"{path}: {expected}" in err
 
 
-def test_config_without_discovery_tables_is_an_error(tmp_path, module, capsys):
-    path = write_config(tmp_path, f'[resilient_scan]\nscanners = ["{module}:movers"]\n')
+def test_a_config_of_only_resilient_scan_runs_with_the_default_settings(tmp_path, module):
+    path = write_config(
+        tmp_path,
+        f'[resilient_scan]\nscanners = ["{module}:movers"]\nstate = "{module}:make_state"\n',
+    )
+    assert main(["run", str(path), "--json"]) == 0
+
+
+def test_a_misspelt_discovery_table_is_named(tmp_path, module, capsys):
+    path = write_config(tmp_path, f'[resilient_scan]\nscanners = ["{module}:movers"]\n[discovry]\n')
     err = error_of(capsys, path)
-    assert "expected a 'discovery' or 'scanner_execution' table" in err
+    assert "discovery: missing: expected a 'discovery' table" in err
+    assert "found discovry" in err
 
 
 def test_duplicate_scanner_names_are_an_error(tmp_path, module, capsys):

@@ -270,3 +270,18 @@ def test_a_timeout_at_the_scanners_limit_says_so(release: threading.Event):
     assert error is not None
     assert "0.3s" in error
     assert "deadline" not in error
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="fork is POSIX only")
+def test_a_forked_child_runs_scanners_and_timeouts_with_threads_of_its_own():
+    # A prefork server (gunicorn, celery) forks after the parent used the library: the
+    # child must not hand work to the parent's worker threads, which it does not have.
+    result = subprocess.run(  # noqa: S603 - this repository's own script
+        [sys.executable, str(SCRIPTS / "fork_child.py")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == "ok ok 0"

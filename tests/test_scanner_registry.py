@@ -411,3 +411,27 @@ def test_a_registered_scanner_class_is_built_only_when_enabled():
     on = rs.ScanExecutor().run(registry, {})
     assert on.result("expensive").status == "ok"
     assert built.value == 1
+
+
+class NamedScanner:
+    name = "named"
+
+    def scan(self, state: Mapping[str, Any]) -> list[dict[str, Any]]:
+        return []
+
+
+def test_scanner_decorates_functions_only():
+    with pytest.raises(rs.ConfigError, match="scanner class or object"):
+        rs.scanner(name="x")(NamedScanner)
+    with pytest.raises(rs.ConfigError, match="scanner class or object"):
+        rs.scanner(name="x")(NamedScanner())  # type: ignore[type-var]
+
+
+def test_registering_a_class_or_object_under_another_name_is_an_error():
+    registry = rs.ScannerRegistry()
+    with pytest.raises(rs.ConfigError, match="name"):
+        registry.register(NamedScanner, name="renamed")  # type: ignore[call-overload]
+    with pytest.raises(rs.ConfigError, match="name"):
+        registry.register(NamedScanner(), pipeline="momentum")  # type: ignore[call-overload]
+    registry.register(NamedScanner)  # its own name is fine
+    assert registry.names() == ["named"]

@@ -662,3 +662,102 @@ def test_views_support_merging_and_ordering_like_dicts_and_lists():
     assert ListView([1, 2]) < [1, 3]
     assert ListView([2]) > ListView([1, 5])
     assert sorted([ListView([2]), ListView([1])]) == [[1], [2]]
+
+
+def test_entries_already_in_tool_logs_are_private_to_each_scanner():
+    state: dict[str, Any] = {"tool_logs": [{"tool": "seed", "n": 0}]}
+
+    def editor(state: Any) -> Found:
+        state["tool_logs"][0]["n"] = 99
+        state["tool_logs"].append({"tool": "editor"})
+        return []
+
+    def reader(state: Any) -> Found:
+        time.sleep(0.05)
+        return [{"ticker": "N", "context": str(state["tool_logs"][0]["n"])}]
+
+    report = rs.ScanExecutor().run([editor, reader], state)
+
+    assert state == {"tool_logs": [{"tool": "seed", "n": 0}]}
+    assert report.result("reader").candidates[0]["context"] == "0"
+    assert report.tool_logs == [{"tool": "editor"}]
+
+
+def test_a_defaultdict_state_gains_no_keys_from_lookups():
+    state: collections.defaultdict[str, list[str]] = collections.defaultdict(list)
+    state["seen"].append("AAPL")
+
+    def looker(state: Any) -> Found:
+        state["hits"].append("x")  # a defaultdict would add "hits" to the caller's state
+        return []
+
+    def checker(state: Any) -> Found:
+        time.sleep(0.05)
+        return [{"ticker": "HITS" if "hits" in state else "NONE"}]
+
+    report = rs.ScanExecutor().run([looker, checker], state)
+
+    assert dict(state) == {"seen": ["AAPL"]}
+    assert report.result("checker").candidates[0]["ticker"] == "NONE"
+
+
+def test_a_cyclic_tool_log_entry_does_not_break_the_run():
+    def cyclic(state: Any) -> Found:
+        entry: dict[str, Any] = {"tool": "cyclic"}
+        entry["self"] = entry
+        state["tool_logs"].append(entry)
+        return [{"ticker": "CYC"}]
+
+    report = rs.ScanExecutor().run([cyclic], {"tool_logs": []})
+
+    assert report.result("cyclic").status == "ok"
+    (entry,) = report.tool_logs
+    assert entry["self"] is entry
+
+
+def test_to_plain_keeps_cycles_inside_views():
+    base: dict[str, Any] = {"name": "loop"}
+    base["again"] = base
+    plain = rs.to_plain(DictView({"loop": base}))
+    assert type(plain["loop"]) is dict
+    assert plain["loop"]["again"] is plain["loop"]
+
+
+def test_a_hung_scanner_changing_its_tool_log_cannot_break_the_run(release: threading.Event):
+    def busy(state: Any) -> Found:
+        entry: dict[str, Any] = {"tool": "busy"}
+        state["tool_logs"].append(entry)
+        counter = 0
+        while not release.is_set():  # keeps changing the entry after its timeout
+            counter += 1
+            entry[f"k{counter % 500}"] = counter
+        return []
+
+    for _ in range(5):
+        report = rs.ScanExecutor(timeout_seconds=0.05).run([busy], {"tool_logs": []})
+        assert report.result("busy").status == "timeout"
+        # A frozen copy, or nothing: never an entry that keeps changing after the report.
+        snapshot = json.dumps(report.tool_logs)
+        time.sleep(0.01)
+        assert json.dumps(report.tool_logs) == snapshot
+
+
+def test_a_scanner_that_runs_scanners_keeps_them_apart():
+    state: dict[str, Any] = {"cfg": {"limit": 1}, "tool_logs": []}
+
+    def writer(state: Any) -> Found:
+        state["cfg"]["limit"] = 99
+        return []
+
+    def reader(state: Any) -> Found:
+        time.sleep(0.05)
+        return [{"ticker": "LIM", "context": str(state["cfg"]["limit"])}]
+
+    def outer(state: Any) -> Found:
+        inner = rs.ScanExecutor().run([writer, reader], state)
+        return inner.candidates
+
+    report = rs.ScanExecutor().run([outer], state)
+
+    assert report.candidates[0]["context"] == "1"
+    assert state == {"cfg": {"limit": 1}, "tool_logs": []}

@@ -294,3 +294,21 @@ def test_an_enclosing_deadline_that_ends_sooner_shortens_the_limit():
     # The inner 30 s limit gave way to the outer 0.3 s one: the inner call timed out first.
     assert info.value.limit <= 0.3
     assert elapsed < 3.0
+
+
+def test_a_spent_enclosing_budget_does_not_start_the_call():
+    calls: list[int] = []
+
+    @rs.timeout(5)
+    def inner() -> None:
+        calls.append(1)
+
+    @rs.timeout(0.2)
+    def outer() -> None:
+        time.sleep(0.4)  # the outer limit passes; this thread goes on (abandoned)
+        inner()
+
+    with pytest.raises(rs.ScanTimeout):
+        outer()
+    assert wait_until(lambda: rs.abandoned_threads() == 0)
+    assert calls == []
