@@ -185,7 +185,6 @@ class _Cached(Generic[P, R]):
         return self.follow(flight)
 
     def lead(self, key: Hashable, flight: _Flight[R], args: Any, kwargs: Any) -> R:
-        record(cache_misses=1)
         if debug_enabled():
             log.debug("cache.miss", function=self.name)
         try:

@@ -18,22 +18,20 @@ class CallStats:
 
     retries: int = 0
     cache_hits: int = 0
-    cache_misses: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
-    def add(self, *, retries: int = 0, cache_hits: int = 0, cache_misses: int = 0) -> None:
+    def add(self, *, retries: int = 0, cache_hits: int = 0) -> None:
         """Add to the counters (a scanner may call its layers from several threads)."""
         with self._lock:
             self.retries += retries
             self.cache_hits += cache_hits
-            self.cache_misses += cache_misses
 
 
 current_stats: ContextVar[CallStats | None] = ContextVar("resilient_scan_stats", default=None)
 
 
-def record(*, retries: int = 0, cache_hits: int = 0, cache_misses: int = 0) -> None:
+def record(*, retries: int = 0, cache_hits: int = 0) -> None:
     """Add to the running scanner's counters, if a scanner is running."""
     stats = current_stats.get()
     if stats is not None:
-        stats.add(retries=retries, cache_hits=cache_hits, cache_misses=cache_misses)
+        stats.add(retries=retries, cache_hits=cache_hits)
