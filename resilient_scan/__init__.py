@@ -7,37 +7,57 @@ once with `ScanExecutor`.
 
 from __future__ import annotations
 
-from . import testing
+from typing import TYPE_CHECKING, Any
+
 from ._breaker import BreakerFunction, BreakerPolicy, CircuitBreaker, circuit_breaker
-from ._cache import CachedFunction, CacheInfo, CachePolicy, ttl_cache
+from ._cache import CachedFunction, CacheInfo, CachePolicy, MemoryCacheStore, ttl_cache
 from ._candidates import PRIORITIES, merge_candidates, normalize_candidate
 from ._clock import Clock, SystemClock
 from ._compose import ResilientFunction, resilient
 from ._console import ScanConsoleRenderer, configure_logging
-from ._errors import CircuitOpenError, ConfigError, ResilientScanError, ScanTimeout
+from ._deadline import current_deadline, deadline_after, time_remaining
+from ._engine import DaemonPool, abandoned_threads
+from ._errors import (
+    CacheEncodeError,
+    CircuitOpenError,
+    ConfigError,
+    RateLimitExceeded,
+    ResilientScanError,
+    ScanTimeout,
+    ThreadLimitError,
+)
 from ._executor import ScanExecutor
 from ._report import ScanReport, ScanResult, ScanStatus
 from ._retry import RetryPolicy, retry, retry_after
 from ._scanner import ScannerInfo, ScannerObject, ScannerRegistry, scanner
 from ._state import to_plain
-from ._storage import BreakerStorage, CacheStore, MemoryCacheStore
-from ._threads import abandoned_threads, current_deadline, time_remaining
+from ._stats import CallStats, TimelineEntry
+from ._storage import BreakerStore, CacheStore, RateStore, StorageBackend
+from ._text import redaction_enabled, set_redaction
 from ._timeout import TimeoutPolicy, timeout
+
+if TYPE_CHECKING:
+    from . import instrumentation, testing
 
 __all__ = [
     "PRIORITIES",
     "BreakerFunction",
     "BreakerPolicy",
-    "BreakerStorage",
+    "BreakerStore",
+    "CacheEncodeError",
     "CacheInfo",
     "CachePolicy",
     "CacheStore",
     "CachedFunction",
+    "CallStats",
     "CircuitBreaker",
     "CircuitOpenError",
     "Clock",
     "ConfigError",
+    "DaemonPool",
     "MemoryCacheStore",
+    "RateLimitExceeded",
+    "RateStore",
     "ResilientFunction",
     "ResilientScanError",
     "RetryPolicy",
@@ -50,18 +70,25 @@ __all__ = [
     "ScannerInfo",
     "ScannerObject",
     "ScannerRegistry",
+    "StorageBackend",
     "SystemClock",
+    "ThreadLimitError",
+    "TimelineEntry",
     "TimeoutPolicy",
     "abandoned_threads",
     "circuit_breaker",
     "configure_logging",
     "current_deadline",
+    "deadline_after",
+    "instrumentation",
     "merge_candidates",
     "normalize_candidate",
+    "redaction_enabled",
     "resilient",
     "retry",
     "retry_after",
     "scanner",
+    "set_redaction",
     "testing",
     "time_remaining",
     "timeout",
@@ -69,4 +96,18 @@ __all__ = [
     "ttl_cache",
 ]
 
-__version__ = "0.1.0"
+
+def __getattr__(name: str) -> Any:
+    # Submodules loaded on first use, so `import resilient_scan` stays cheap.
+    if name in ("testing", "instrumentation"):
+        import importlib  # noqa: PLC0415
+
+        return importlib.import_module(f"{__name__}.{name}")
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+        try:
+            return version("resilient-scan")
+        except PackageNotFoundError:  # running from a source tree that is not installed
+            return "0+unknown"
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

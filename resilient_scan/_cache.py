@@ -13,18 +13,20 @@ import threading
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any, Generic, ParamSpec, Protocol, TypeVar, cast
+from typing import Any, ClassVar, Generic, ParamSpec, Protocol, TypeVar, cast
 
+import cachetools
 import cachetools.keys
 
-from . import _validate
+from . import _deadline, _settings
 from ._clock import SYSTEM_CLOCK, Clock
-from ._errors import ScanTimeout
-from ._logging import callable_name, debug_enabled, describe_error, log
-from ._stats import record
-from ._storage import MISSING, CacheStore, MemoryCacheStore
-from ._threads import time_remaining
+from ._errors import ConfigError, ScanTimeout
+from ._events import CacheHit, CacheMiss, CacheStoreFailed
+from ._instrument import emit, wanted
+from ._policy import Policy
+from ._settings import Seconds
+from ._storage import MISSING, CacheStore, backend_for
+from ._text import callable_name, describe_error, error_type
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -57,47 +59,113 @@ class CachedFunction(Protocol[P, R_co]):
         ...
 
 
-@dataclass(frozen=True, kw_only=True)
-class CachePolicy:
-    """Settings of the cache layer.
+class MemoryCacheStore:
+    """A `CacheStore` in this process: a cachetools `TTLCache` behind a lock.
+
+    `TTLCache` is not thread-safe by itself.
+    """
+
+    def __init__(self, *, ttl: float, maxsize: int, clock: Clock = SYSTEM_CLOCK) -> None:
+        """Create a store of up to *maxsize* entries that live *ttl* seconds on *clock*."""
+        self._lock = threading.Lock()
+        self._cache: cachetools.TTLCache[Hashable, Any] = cachetools.TTLCache(
+            maxsize=maxsize, ttl=ttl, timer=clock.monotonic
+        )
+
+    def get(self, key: Hashable) -> Any:
+        """Return the live value stored under *key*, or `MISSING`."""
+        with self._lock:
+            return self._cache.get(key, MISSING)
+
+    def set(self, key: Hashable, value: Any, ttl: float) -> None:  # noqa: ARG002 - one TTL per store
+        """Store *value* under *key* until the store's TTL passes."""
+        with self._lock:
+            self._cache[key] = value
+
+    def clear(self) -> None:
+        """Remove every entry."""
+        with self._lock:
+            self._cache.clear()
+
+    def __len__(self) -> int:
+        """Return the number of live entries."""
+        with self._lock:
+            self._cache.expire()
+            return len(self._cache)
+
+
+@dataclass(frozen=True, init=False)
+class CachePolicy(Policy):
+    """Cache the decorated function's successful results for *ttl* seconds.
+
+    Exceptions are never cached. Concurrent calls that miss on the same key run the function
+    once; the others wait and share its outcome (its exception too). The wrapper has
+    ``cache_clear()`` and ``cache_info()``.
 
     Attributes:
         ttl: Seconds a successful result stays cached.
-        maxsize: The most results kept; the least recently used go first.
-        key: Builds the cache key from the call's arguments; the default is a hash key of
-            all positional and keyword arguments, which must then be hashable.
-        store: Where results live; by default a new in-memory `MemoryCacheStore` per
-            decorated function.
+        maxsize: The most results kept.
+        key: Builds the cache key from the call's arguments (default: all of them).
+        storage: Where results live (default: this process's memory).
         clock: Where time comes from (tests pass a fake clock).
+
+    Raises:
+        ConfigError: for a bad setting, naming it.
     """
 
-    ttl: float
-    maxsize: int = 1024
-    key: Callable[..., Hashable] | None = None
-    store: CacheStore | None = field(default=None, repr=False, compare=False)
-    clock: Clock = field(default=SYSTEM_CLOCK, repr=False, compare=False)
+    kind: ClassVar[str] = "ttl_cache"
+    shorthand_field: ClassVar[str | None] = "ttl"
 
-    def __post_init__(self) -> None:
-        """Validate and normalize the settings."""
-        object.__setattr__(self, "ttl", _validate.seconds(self.ttl, "ttl_cache.ttl"))
-        _validate.integer(self.maxsize, "ttl_cache.maxsize", minimum=1)
-        _validate.callable_or_none(self.key, "ttl_cache.key")
-        if self.store is not None and not isinstance(self.store, CacheStore):
-            raise _validate.ConfigError(
-                "ttl_cache.store", f"must have get, set, clear and len, got {self.store!r}"
+    ttl: float
+    maxsize: int
+    key: Callable[..., Hashable] | None
+    storage: object = field(repr=False, compare=False)
+    clock: Clock = field(repr=False, compare=False)
+
+    def __init__(
+        self,
+        *,
+        ttl: Seconds,
+        maxsize: int = 1024,
+        key: Callable[..., Hashable] | None = None,
+        storage: object = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        """Validate and store the settings."""
+        if storage is not None and not isinstance(storage, CacheStore) and backend_for(storage) is None:
+            raise ConfigError(
+                ("ttl_cache", "storage"),
+                f"must be a cache store, a storage backend or a Redis client or URL, got {storage!r}",
             )
+        self._assign(
+            ttl=_settings.seconds(ttl, ("ttl_cache", "ttl")),
+            maxsize=_settings.integer(maxsize, ("ttl_cache", "maxsize"), minimum=1),
+            key=_settings.optional_function(key, ("ttl_cache", "key")),
+            storage=storage,
+            clock=_settings.clock(clock, ("ttl_cache", "clock")),
+        )
 
     def __call__(self, func: Callable[P, R]) -> CachedFunction[P, R]:
         """Wrap *func* in this cache."""
-        _validate.decorated(func, "ttl_cache")
-        store = self.store
-        if store is None:  # not "or": an empty store is falsy, and every store starts empty
-            store = MemoryCacheStore(ttl=self.ttl, maxsize=self.maxsize, clock=self.clock)
-        return _Cached(func, store, self.key or cachetools.keys.hashkey, self.maxsize).wrapper()
+        _settings.decorated(func, "ttl_cache")
+        name = callable_name(func)
+        storage = self.storage
+        if storage is None:
+            store: CacheStore = MemoryCacheStore(ttl=self.ttl, maxsize=self.maxsize, clock=self.clock)
+        elif isinstance(storage, CacheStore):
+            store = storage
+        else:
+            backend = backend_for(storage)
+            assert backend is not None  # noqa: S101 - checked in the constructor
+            store = backend.cache_store(name, maxsize=self.maxsize, clock=self.clock)
+        return _Cached(func, name, store, self.key or cachetools.keys.hashkey, self).wrapper()
 
     def describe(self) -> str:
         """Return a short description, as shown by ``resilient(...).describe()``."""
         return f"ttl_cache(ttl={self.ttl:g}s, maxsize={self.maxsize})"
+
+
+ttl_cache = CachePolicy
 
 
 class _Flight(Generic[R]):
@@ -113,14 +181,19 @@ class _Flight(Generic[R]):
 
 class _Cached(Generic[P, R]):
     def __init__(
-        self, func: Callable[P, R], store: CacheStore, key: Callable[..., Hashable], maxsize: int
+        self,
+        func: Callable[P, R],
+        name: str,
+        store: CacheStore,
+        key: Callable[..., Hashable],
+        policy: CachePolicy,
     ) -> None:
         self.func = func
-        self.name = callable_name(func)
+        self.name = name
         self.store = store
         self.key = key
         self.custom_key = key is not cachetools.keys.hashkey
-        self.maxsize = maxsize
+        self.policy = policy
         self.lock = threading.Lock()
         self.flights: dict[Hashable, _Flight[R]] = {}
         self.hits = 0
@@ -129,13 +202,12 @@ class _Cached(Generic[P, R]):
     def wrapper(self) -> CachedFunction[P, R]:
         store_get = self.store.get
         make_key = self.key
-        lock = self.lock
 
         @functools.wraps(self.func)
         def call_with_cache(*args: P.args, **kwargs: P.kwargs) -> R:
             key = make_key(*args, **kwargs)
             try:
-                value = store_get(key, MISSING)
+                value = store_get(key)
             except TypeError as exc:  # an unhashable argument
                 hint = (
                     "key= returned an unhashable key"
@@ -144,10 +216,10 @@ class _Cached(Generic[P, R]):
                 )
                 raise TypeError(f"ttl_cache({self.name}): {exc}; {hint}") from exc
             except Exception as exc:  # a store that fails is a miss, not a failed call
-                self.store_failed(exc)
+                self.store_failed(exc, "get")
                 value = MISSING
             if value is not MISSING:
-                with lock:
+                with self.lock:
                     self.hits += 1
                 self.announce_hit(coalesced=False)
                 return cast("R", value)
@@ -162,12 +234,10 @@ class _Cached(Generic[P, R]):
         flight: _Flight[R] | None = None
         leader = False
         with self.lock:
-            # Checked again under the lock: a call for this key may have stored its result
-            # between the first look and now.
             try:
-                value = self.store.get(key, MISSING)
+                value = self.store.get(key)
             except Exception as exc:
-                self.store_failed(exc)
+                self.store_failed(exc, "get")
                 value = MISSING
             if value is not MISSING:
                 self.hits += 1
@@ -185,8 +255,8 @@ class _Cached(Generic[P, R]):
         return self.follow(flight)
 
     def lead(self, key: Hashable, flight: _Flight[R], args: Any, kwargs: Any) -> R:
-        if debug_enabled():
-            log.debug("cache.miss", function=self.name)
+        if wanted(CacheMiss):
+            emit(CacheMiss(self.name, self.name))
         try:
             value = self.func(*args, **kwargs)
         except BaseException as exc:
@@ -203,7 +273,7 @@ class _Cached(Generic[P, R]):
 
     def follow(self, flight: _Flight[R]) -> R:
         # A caller with a deadline does not wait for the shared call past it.
-        budget = time_remaining()
+        budget = _deadline.time_remaining()
         waited_from = time.monotonic()
         if not flight.done.wait(budget):
             raise ScanTimeout(self.name, budget or 0.0, time.monotonic() - waited_from)
@@ -215,19 +285,23 @@ class _Cached(Generic[P, R]):
         return cast("R", flight.value)
 
     def announce_hit(self, *, coalesced: bool) -> None:
-        record(cache_hits=1)
-        if debug_enabled():
-            log.debug("cache.hit", function=self.name, coalesced=coalesced)
+        if wanted(CacheHit):
+            emit(CacheHit(self.name, self.name, coalesced))
 
     def _store(self, key: Hashable, value: R) -> None:
         # A store that fails (a shared cache that is down) costs the caching, not the call.
         try:
-            self.store.set(key, value)
+            self.store.set(key, value, self.policy.ttl)
         except Exception as exc:
-            self.store_failed(exc)
+            self.store_failed(exc, "set")
 
-    def store_failed(self, exc: Exception) -> None:
-        log.warning("cache.store_failed", function=self.name, error=describe_error(exc))
+    def store_failed(self, exc: Exception, operation: str) -> None:
+        if wanted(CacheStoreFailed):
+            emit(
+                CacheStoreFailed(
+                    self.name, self.name, operation, error_type(exc), describe_error(exc)
+                )
+            )
 
     def cache_clear(self) -> None:
         self.store.clear()
@@ -237,30 +311,6 @@ class _Cached(Generic[P, R]):
     def cache_info(self) -> CacheInfo:
         with self.lock:
             hits, misses = self.hits, self.misses
-        return CacheInfo(hits=hits, misses=misses, maxsize=self.maxsize, currsize=len(self.store))
-
-
-def ttl_cache(
-    *,
-    ttl: float | timedelta,
-    maxsize: int = 1024,
-    key: Callable[..., Hashable] | None = None,
-    store: CacheStore | None = None,
-    clock: Clock = SYSTEM_CLOCK,
-) -> Callable[[Callable[P, R]], CachedFunction[P, R]]:
-    """Cache the decorated function's successful results for *ttl* seconds.
-
-    Exceptions are never cached. Concurrent calls that miss on the same key run the function
-    once; the others wait and share its outcome (its exception too). The wrapper has
-    ``cache_clear()`` and ``cache_info()``.
-
-    Raises:
-        ConfigError: for a bad setting, naming it.
-    """
-    return CachePolicy(
-        ttl=_validate.seconds(ttl, "ttl_cache.ttl"),
-        maxsize=maxsize,
-        key=key,
-        store=store,
-        clock=clock,
-    )
+        return CacheInfo(
+            hits=hits, misses=misses, maxsize=self.policy.maxsize, currsize=len(self.store)
+        )

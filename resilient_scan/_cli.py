@@ -41,10 +41,10 @@ import resilient_scan as rs
 
 from ._demo import DemoSettings, run_demo
 from ._demo.output import candidate_lines, logging_for, result_table
-from ._logging import describe_error
+from ._text import describe_error
 from ._report import FAILED
 from ._scanner import scanner_info
-from ._validate import reject_unknown
+from ._settings import reject_unknown
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -233,7 +233,7 @@ def _checked(path: Path, document: dict[str, Any]) -> RunConfig:
         )
     if not isinstance(table, Mapping):
         raise rs.ConfigError(_SETTINGS_TABLE, f"must be a table, got {table!r}")
-    reject_unknown(table, _SETTINGS_KEYS, _SETTINGS_TABLE)
+    reject_unknown(table, _SETTINGS_KEYS, (_SETTINGS_TABLE,))
     scanners = _strings(table.get("scanners"), f"{_SETTINGS_TABLE}.scanners", required=True)
     for number, reference in enumerate(scanners):
         _reference(reference, f"{_SETTINGS_TABLE}.scanners[{number}]")

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import threading
 import time as _time
 from typing import Protocol, runtime_checkable
+
+from ._config import WAITS
 
 
 @runtime_checkable
 class Clock(Protocol):
     """The three readings of time that the policies use.
 
-    Pass an object with these methods as ``clock=`` to a policy to control its time in tests
-    (see `resilient_scan.testing.FakeClock`).
+    Pass an object with these methods as ``clock=`` to a policy or the executor to control
+    its time in tests (see `resilient_scan.testing.FakeClock`).
     """
 
     def monotonic(self) -> float:
@@ -24,7 +25,7 @@ class Clock(Protocol):
         ...
 
     def sleep(self, seconds: float) -> None:
-        """Wait *seconds* (retry backoff)."""
+        """Wait *seconds* (retry backoff, rate-limit waits)."""
         ...
 
 
@@ -45,34 +46,28 @@ class SystemClock:
 SYSTEM_CLOCK = SystemClock()
 
 
-class _WaitSwitch:
-    """Process-wide switch behind `resilient_scan.testing.no_waits`.
-
-    Process-wide on purpose: the executor and the timeout layer run calls on other threads,
-    and a test that disables waits means all of them.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._depth = 0
-
-    @property
-    def disabled(self) -> bool:
-        return self._depth > 0
-
-    def push(self) -> None:
-        with self._lock:
-            self._depth += 1
-
-    def pop(self) -> None:
-        with self._lock:
-            self._depth -= 1
-
-
-WAITS = _WaitSwitch()
+def is_system(clock: Clock) -> bool:
+    """Whether *clock* reads real time (so real waits and thread timeouts apply)."""
+    return type(clock) is SystemClock
 
 
 def backoff_sleep(clock: Clock, seconds: float) -> None:
     """Sleep *seconds* on *clock* unless waits are disabled for testing."""
     if seconds > 0 and not WAITS.disabled:
         clock.sleep(seconds)
+
+
+async def backoff_sleep_async(clock: Clock, seconds: float) -> None:
+    """Await *seconds* on *clock* without blocking the event loop (unless waits are off).
+
+    A fake clock moves at once (its ``sleep`` returns immediately); the loop still gets a
+    turn, as after a real sleep.
+    """
+    import anyio  # noqa: PLC0415 - async support is loaded when async code first needs it
+
+    if seconds > 0 and not WAITS.disabled:
+        if is_system(clock):
+            await anyio.sleep(seconds)
+            return
+        clock.sleep(seconds)
+    await anyio.sleep(0)

@@ -1,4 +1,4 @@
-"""`resilient()`: the four layers in one fixed order.
+"""`resilient()`: the layers in one fixed order.
 
 Outermost first: cache, retry, breaker, timeout, then the function.
 
@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
 from datetime import timedelta
 from typing import Any, ParamSpec, Protocol, TypeAlias, TypeVar, cast
 
-from . import _validate
+from . import _settings
 from ._breaker import BreakerPolicy, CircuitBreaker
 from ._cache import CacheInfo, CachePolicy
-from ._errors import ConfigError
 from ._retry import RetryPolicy
 from ._timeout import TimeoutPolicy
 
@@ -29,7 +27,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 R_co = TypeVar("R_co", covariant=True)
 
-Layer: TypeAlias = "CachePolicy | RetryPolicy | BreakerPolicy | CircuitBreaker | TimeoutPolicy"
+Layer: TypeAlias = "CachePolicy | RetryPolicy | BreakerPolicy | TimeoutPolicy"
 
 
 class ResilientFunction(Protocol[P, R_co]):
@@ -57,82 +55,12 @@ class ResilientFunction(Protocol[P, R_co]):
         ...
 
 
-def _settings(policy: type[Any], given: Mapping[str, Any], where: str) -> Any:
-    names = [f.name for f in fields(policy) if f.init]
-    _validate.reject_unknown(given, names, where)
-    try:
-        return policy(**given)
-    except ConfigError as exc:
-        # "retry.attempts" -> "resilient.retry.attempts", as unknown keys are named.
-        raise ConfigError(f"{where}.{exc.key.partition('.')[2] or exc.key}", exc.problem) from None
-
-
-@dataclass(frozen=True)
-class _Kind:
-    """What one argument of `resilient` accepts."""
-
-    name: str
-    policy: type[Any]
-    number: str | None  # the policy field a bare number sets, if a number is accepted
-    true_means_defaults: bool
-    accepts: str
-    objects: tuple[type[Any], ...] = ()  # accepted as they are, besides the policy itself
-
-
-_TIMEOUT = _Kind(
-    name="timeout",
-    policy=TimeoutPolicy,
-    number="seconds",
-    true_means_defaults=False,
-    accepts="seconds, a dict of timeout settings, a TimeoutPolicy or None",
-)
-_RETRY = _Kind(
-    name="retry",
-    policy=RetryPolicy,
-    number=None,
-    true_means_defaults=True,
-    accepts="True, a dict of retry settings, a RetryPolicy or None",
-)
-_CACHE = _Kind(
-    name="cache",
-    policy=CachePolicy,
-    number="ttl",
-    true_means_defaults=False,
-    accepts="a TTL in seconds, a dict of cache settings, a CachePolicy or None",
-)
-_BREAKER = _Kind(
-    name="breaker",
-    policy=BreakerPolicy,
-    number=None,
-    true_means_defaults=True,
-    accepts="True, a dict of breaker settings, a BreakerPolicy, a CircuitBreaker or None",
-    objects=(CircuitBreaker,),
-)
-
-
-def _layer(kind: _Kind, value: object) -> Any:
-    """Return the layer *value* asks for (a policy or a shared breaker), or None."""
-    where = f"resilient.{kind.name}"
-    if value is None or (value is False and kind.true_means_defaults):
-        return None
-    if value is True and kind.true_means_defaults:
-        return kind.policy()
-    if isinstance(value, (kind.policy, *kind.objects)):
-        return value
-    if isinstance(value, Mapping):
-        return _settings(kind.policy, value, where)
-    number = isinstance(value, (int, float, timedelta)) and not isinstance(value, bool)
-    if kind.number is not None and number:
-        return kind.policy(**{kind.number: _validate.seconds(value, where)})
-    raise ConfigError(where, f"must be {kind.accepts}, got {value!r}")
-
-
 def resilient(
     *,
     timeout: float | timedelta | Mapping[str, Any] | TimeoutPolicy | None = None,
     retry: bool | Mapping[str, Any] | RetryPolicy | None = None,
     cache: float | timedelta | Mapping[str, Any] | CachePolicy | None = None,
-    breaker: bool | Mapping[str, Any] | BreakerPolicy | CircuitBreaker | None = None,
+    breaker: bool | Mapping[str, Any] | BreakerPolicy | None = None,
 ) -> Callable[[Callable[P, R]], ResilientFunction[P, R]]:
     """Wrap the decorated function in the given layers, in one fixed order.
 
@@ -148,10 +76,10 @@ def resilient(
     Raises:
         ConfigError: at decoration time, naming a bad or unknown setting.
     """
-    cache_policy: CachePolicy | None = _layer(_CACHE, cache)
-    retry_policy: RetryPolicy | None = _layer(_RETRY, retry)
-    breaker_policy: BreakerPolicy | CircuitBreaker | None = _layer(_BREAKER, breaker)
-    timeout_policy: TimeoutPolicy | None = _layer(_TIMEOUT, timeout)
+    cache_policy = CachePolicy.coerce(cache, "resilient", "cache")
+    retry_policy = RetryPolicy.coerce(retry, "resilient", "retry")
+    breaker_policy = BreakerPolicy.coerce(breaker, "resilient", "breaker")
+    timeout_policy = TimeoutPolicy.coerce(timeout, "resilient", "timeout")
     layers: tuple[Layer, ...] = tuple(
         layer
         for layer in (cache_policy, retry_policy, breaker_policy, timeout_policy)
@@ -159,7 +87,7 @@ def resilient(
     )
 
     def decorate(func: Callable[P, R]) -> ResilientFunction[P, R]:
-        _validate.decorated(func, "resilient")
+        _settings.decorated(func, "resilient")
         wrapped: Callable[..., Any] = func
         for layer in reversed(layers):
             wrapped = layer(wrapped)

@@ -10,8 +10,6 @@ import sys
 from collections.abc import Callable, MutableMapping
 from typing import Any, Literal, TextIO
 
-import structlog
-
 from ._errors import ConfigError
 
 _STATUS_MARKS = {
@@ -51,7 +49,11 @@ class ScanConsoleRenderer:
         self, fallback: Callable[[Any, str, MutableMapping[str, Any]], Any] | None = None
     ) -> None:
         """Create the renderer; *fallback* renders events it does not know."""
-        self._fallback = fallback or structlog.dev.ConsoleRenderer(colors=False)
+        if fallback is None:
+            import structlog  # noqa: PLC0415 - structlog is loaded by applications that render
+
+            fallback = structlog.dev.ConsoleRenderer(colors=False)
+        self._fallback = fallback
 
     def __call__(self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
         """Render one event."""
@@ -126,6 +128,8 @@ def configure_logging(
     level and an ISO timestamp, and drops events below *level*. Loggers are not cached, so
     `structlog.testing.capture_logs` keeps working.
     """
+    import structlog  # noqa: PLC0415 - only applications that configure logging need it
+
     out = stream if stream is not None else sys.stderr
     if isinstance(level, str):
         number = logging.getLevelName(level.upper())  # the name's number, for known names

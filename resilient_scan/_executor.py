@@ -9,9 +9,11 @@ from datetime import timedelta
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from . import _validate
+from . import _settings as _validate
 from ._candidates import merge_candidates, normalize_candidate
 from ._errors import ConfigError
+from ._events import ScanFinished, ScanStarted
+from ._instrument import emit, wanted
 from ._report import Merger, Normalizer, ScanReport
 from ._run import Planned, Run
 from ._scanner import ScannerLike, ScannerRegistry, scan_callable, scanner_info
@@ -101,8 +103,8 @@ class ScanExecutor:
                 for name, value in tables.items()
             }
             set_(self, section, MappingProxyType(checked))
-        _validate.callable_or_none(self.normalize, "normalize")
-        _validate.callable_or_none(self.merge, "merge")
+        _validate.function(self.normalize, ("normalize",))
+        _validate.function(self.merge, ("merge",))
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], **overrides: Any) -> ScanExecutor:
@@ -136,7 +138,7 @@ class ScanExecutor:
         where = f"{prefix}scanner_execution"
         if not isinstance(execution, Mapping):
             raise ConfigError(where, f"must be a table of settings, got {execution!r}")
-        _validate.reject_unknown(execution, _EXECUTION_KEYS, where)
+        _validate.reject_unknown(execution, _EXECUTION_KEYS, tuple(where.split(".")))
         scanners = root.get("scanners", {})
         pipelines = root.get("pipelines", {})
         try:
@@ -178,14 +180,8 @@ class ScanExecutor:
             deadline_seconds=self.deadline_seconds,
             normalize=self.normalize,
         )
-        run.log.info(
-            "scan.started",
-            scanners=len(plan),
-            mode=mode,
-            max_workers=workers,
-            timeout_seconds=self.timeout_seconds,
-            deadline_seconds=self.deadline_seconds,
-        )
+        if wanted(ScanStarted):
+            emit(ScanStarted(len(plan), mode, workers, self.timeout_seconds, self.deadline_seconds))
         results = run.execute()
         abandoned = sum(result.abandoned for result in results)
         report = ScanReport(
@@ -197,17 +193,18 @@ class ScanExecutor:
             max_workers=workers,
             abandoned=abandoned,
         )
-        run.log.info(
-            "scan.finished",
-            duration=round(report.duration, 3),
-            speedup=round(report.speedup, 2),
-            candidates=len(report.candidates),
-            dropped=report.dropped,
-            abandoned=abandoned,
-            # "<status>_count": a bare "error" would clash with scanner.finished's error
-            # message in log indexes, which type each field once.
-            **{f"{status}_count": count for status, count in report.counts.items()},
-        )
+        if wanted(ScanFinished):
+            emit(
+                ScanFinished(
+                    round(report.duration, 3),
+                    round(report.speedup, 2),
+                    len(report.candidates),
+                    report.dropped,
+                    abandoned,
+                    len(report.degraded),
+                    report.counts,
+                )
+            )
         return report
 
     def _plan(self, scanners: Iterable[ScannerLike] | ScannerRegistry) -> list[Planned]:

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from ._stats import CallStats, TimelineEntry
+
 
 class ScanStatus(str, Enum):
     """How a scanner's run ended. Compares equal to its string value (``"ok"``, ...)."""
@@ -25,29 +27,35 @@ class ScanStatus(str, Enum):
 
 #: The statuses of a scanner that ran and failed.
 FAILED = frozenset({ScanStatus.ERROR, ScanStatus.TIMEOUT, ScanStatus.CIRCUIT_OPEN})
+#: The statuses of a scanner that never ran.
+NOT_RUN = frozenset({ScanStatus.SKIPPED, ScanStatus.CANCELLED})
 
-#: Normalizes one raw candidate for a scanner, or returns None to drop it as invalid.
-Normalizer = Callable[[object, str], "dict[str, Any] | None"]
-#: Merges the results (in scanner order) into the report's candidates.
-Merger = Callable[[Sequence["ScanResult"]], "list[dict[str, Any]]"]
+_NO_CALLS = CallStats()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ScanResult:
     """One scanner's outcome.
 
     Attributes:
         name: The scanner's name.
         status: How it ended (`ScanStatus`, equal to ``"ok"``, ``"error"``, ...).
-        candidates: Its valid, normalized candidates (empty unless ``"ok"``).
-        error: ``"Type: message"`` for a failure, else None.
+        candidates: Its valid, normalized findings (empty unless ``"ok"``).
+        error: ``"Type: message"`` for a failure (redacted, capped), else None.
         duration: Seconds it ran (0.0 if it never started).
         pipeline: Its pipeline, if it has one.
-        dropped: Candidates it returned that were invalid and dropped.
-        retries: Retries its retry layers scheduled.
-        cache_hits: Calls its cache layers answered.
+        dropped: Findings it returned that were invalid and dropped.
         abandoned: Whether it was still running when the executor gave up on it.
         reason: Why it was skipped or cancelled, when it was.
+        error_type: The exception's class name for a failure (``"KeyError"``), else None.
+        exception: The exception it raised, if it raised (not part of equality).
+        traceback: That exception's traceback as text, without local variables.
+        tool_logs: The entries it appended to the state's tool log, in order. For a scanner
+            marked ``"timeout"``: those it had appended when it was marked, copied then.
+        calls: What the policy layers saw inside it (`CallStats`).
+        timeline: Moments of its run (retries, timeouts, cache hits...), for the report.
+        started_at: When it started, in seconds after the run started (0.0 if it never did).
+        timeout_seconds: The limit that applied to it (the one that fired, for a timeout).
     """
 
     name: str
@@ -57,33 +65,81 @@ class ScanResult:
     duration: float = 0.0
     pipeline: str | None = None
     dropped: int = 0
-    retries: int = 0
-    cache_hits: int = 0
     abandoned: bool = False
     reason: str | None = None
+    error_type: str | None = None
+    exception: BaseException | None = field(default=None, repr=False, compare=False)
+    traceback: str | None = field(default=None, repr=False, compare=False)
+    tool_logs: list[Any] = field(default_factory=list)
+    calls: CallStats = _NO_CALLS
+    timeline: tuple[TimelineEntry, ...] = field(default=(), repr=False, compare=False)
+    started_at: float = field(default=0.0, compare=False)
+    timeout_seconds: float | None = None
+
+    @property
+    def retries(self) -> int:
+        """Retries its retry layers scheduled."""
+        return self.calls.retries
+
+    @property
+    def cache_hits(self) -> int:
+        """Calls its cache layers answered."""
+        return self.calls.cache_hits
 
     @property
     def attempts(self) -> int:
-        """Calls made: 1 plus retries for a scanner that ran, 0 for one that did not."""
-        if self.status in (ScanStatus.SKIPPED, ScanStatus.CANCELLED):
+        """Scanner runs and retries: 1 plus retries for a scanner that ran, 0 otherwise."""
+        if self.status in NOT_RUN:
             return 0
-        return 1 + self.retries
+        return 1 + self.calls.retries
+
+    @property
+    def degraded(self) -> bool:
+        """Whether it returned normally (``"ok"``) although calls inside it failed."""
+        return self.status is ScanStatus.OK and self.calls.troubled
+
+    @property
+    def degraded_reason(self) -> str | None:
+        """What failed inside a degraded scanner (``"9 failed calls, circuit x open"``)."""
+        return self.calls.summary() if self.degraded else None
+
+    @property
+    def finished_at(self) -> float:
+        """When it ended, in seconds after the run started."""
+        return self.started_at + self.duration
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the result as JSON-ready data."""
+        """Return the result as JSON-ready data (see `ScanReport.to_json` for odd values)."""
         return {
             "name": self.name,
             "status": self.status.value,
             "pipeline": self.pipeline,
             "candidates": self.candidates,
             "error": self.error,
+            "error_type": self.error_type,
             "duration": round(self.duration, 4),
+            "started_at": round(self.started_at, 4),
             "dropped": self.dropped,
             "attempts": self.attempts,
             "cache_hits": self.cache_hits,
             "abandoned": self.abandoned,
             "reason": self.reason,
+            "degraded": self.degraded,
+            "degraded_reason": self.degraded_reason,
+            "timeout_seconds": self.timeout_seconds,
+            "calls": self.calls.to_dict(),
+            "tool_logs": self.tool_logs,
+            "timeline": [
+                {"at": e.at, "kind": e.kind, "detail": e.detail, "duration": e.duration}
+                for e in self.timeline
+            ],
         }
+
+
+#: Normalizes one raw finding for a scanner, or returns None to drop it as invalid.
+Normalizer = Callable[[object, str], "dict[str, Any] | None"]
+#: Merges the results (in scanner order) into the report's findings.
+Merger = Callable[[Sequence[ScanResult]], "list[dict[str, Any]]"]
 
 
 @dataclass(frozen=True)
@@ -92,14 +148,16 @@ class ScanReport:
 
     Attributes:
         results: One `ScanResult` per scanner given, in the order given.
-        candidates: The merged candidates, ordered by priority then ticker; the same whatever
-            order scanners finished in, concurrent or sequential.
-        tool_logs: Every entry scanners appended to ``state["tool_logs"]``, once each, in
+        candidates: The merged findings; the same whatever order scanners finished in,
+            concurrent or sequential.
+        tool_logs: Every entry scanners appended to the state's tool log, once each, in
             scanner order.
         duration: Wall seconds of the run.
         mode: ``"concurrent"`` or ``"sequential"``.
         max_workers: The limit on scanners running at once (1 in sequential mode).
         abandoned: Scanners of this run still running when the run returned.
+        started_at: When the run started (wall-clock seconds since the epoch).
+        run_id: An identifier of the run, also on its events.
     """
 
     results: list[ScanResult]
@@ -109,6 +167,8 @@ class ScanReport:
     mode: str
     max_workers: int
     abandoned: int = 0
+    started_at: float = 0.0
+    run_id: str = ""
 
     @property
     def counts(self) -> dict[str, int]:
@@ -126,13 +186,18 @@ class ScanReport:
 
     @property
     def dropped(self) -> int:
-        """Invalid candidates dropped, over all scanners."""
+        """Invalid findings dropped, over all scanners."""
         return sum(result.dropped for result in self.results)
 
     @property
     def failed(self) -> list[ScanResult]:
         """Results with status error, timeout or circuit_open."""
         return [result for result in self.results if result.status in FAILED]
+
+    @property
+    def degraded(self) -> list[ScanResult]:
+        """Results that are ``"ok"`` although calls inside them failed."""
+        return [result for result in self.results if result.degraded]
 
     def result(self, name: str) -> ScanResult:
         """Return the result of the scanner named *name*."""
@@ -142,8 +207,10 @@ class ScanReport:
         raise KeyError(f"no scanner named {name!r} in this report")
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the report as JSON-ready data."""
+        """Return the report as data (`to_json` makes any value in it valid JSON)."""
         return {
+            "run_id": self.run_id,
+            "started_at": self.started_at,
             "duration": round(self.duration, 4),
             "mode": self.mode,
             "max_workers": self.max_workers,
@@ -151,7 +218,27 @@ class ScanReport:
             "counts": self.counts,
             "dropped": self.dropped,
             "abandoned": self.abandoned,
+            "degraded": [result.name for result in self.degraded],
             "results": [result.to_dict() for result in self.results],
             "candidates": self.candidates,
             "tool_logs": self.tool_logs,
         }
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        """The report as JSON text, valid per RFC 8259 whatever the scanners put in it.
+
+        NaN and infinities become null; values JSON cannot hold (self-references, objects
+        whose ``__str__`` raises, integers too long to print) become placeholder strings.
+        """
+        from ._jsonsafe import dumps  # noqa: PLC0415 - only reports written as JSON need it
+
+        return dumps(self.to_dict(), indent=indent)
+
+    def to_html(self, *, title: str = "resilient_scan report") -> str:
+        """One self-contained HTML page: a timeline of the scanners, counts, the findings.
+
+        The page loads nothing from the network; open it in any browser.
+        """
+        from ._html import render_report  # noqa: PLC0415 - only reports shown as pages need it
+
+        return render_report(self, title=title)

@@ -14,6 +14,7 @@ import contextvars
 import copy
 import heapq
 import queue
+import sys
 import threading
 import time
 from collections import deque
@@ -21,11 +22,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import structlog
-
+from . import _config
+from ._config import CURRENT_SCAN
+from ._deadline import Deadline, enter
+from ._engine import abandoned_call_returned
 from ._errors import CircuitOpenError, ScanTimeout
-from ._logging import describe_error, log
-from ._report import FAILED, Normalizer, ScanResult, ScanStatus
+from ._events import ScannerFinished
+from ._instrument import emit, wanted
+from ._report import Normalizer, ScanResult, ScanStatus
 from ._scanner import ScannerInfo, scan_callable
 from ._state import (
     DictView,
@@ -35,8 +39,8 @@ from ._state import (
     state_view,
     to_plain,
 )
-from ._stats import CallStats, current_stats
-from ._threads import ABANDONED, POOL, abandoned_call_finished, set_deadline
+from ._stats import ScanRecorder
+from ._text import describe_error, error_type
 
 
 @dataclass(frozen=True)
@@ -80,7 +84,7 @@ class _Slot:
         self.recorded = False  # settled: its result is claimed (under the run's lock)
         self.result: ScanResult | None = None
         self.error: BaseException | None = None  # what it raised, for a late finish
-        self.stats = CallStats()
+        self.stats = ScanRecorder(planned.info.name, planned.info.pipeline, started=started)
         self.view: DictView | None = None
         self.original_logs: list[Any] | None = None
         self.tool_logs: list[Any] = []
@@ -106,9 +110,6 @@ class Run:
         self.normalize = normalize
         self.results: list[ScanResult | None] = [None] * len(plan)
         self.tool_logs: list[list[Any]] = [[] for _ in plan]
-        # One logger for the run: binding once saves rebuilding it for every event, and
-        # stays live to capture_logs, which edits the configured processor list in place.
-        self.log = log.bind()
         self._context = contextvars.copy_context()
         self._lock = threading.Lock()
         self._pending: deque[Planned] = deque()
@@ -132,7 +133,7 @@ class Run:
                 self._record(planned, self._unstarted(planned, ScanStatus.SKIPPED))
         self._outstanding = len(self._pending)
         for _ in range(min(self.workers, self._outstanding)):
-            POOL.submit(self._work)
+            _config.default_pool().submit(self._work)
         deadlines: list[tuple[float, int]] = []
         try:
             while True:
@@ -223,11 +224,11 @@ class Run:
                 self._outstanding -= count
 
     def _abandon(self, slot: _Slot, *, at_deadline: bool) -> None:
-        ABANDONED.add()
+        _config.abandoned_calls().add(slot.planned.info.name)
         with self._lock:
             replace = self._pending and not self._stopped
         if replace:
-            POOL.submit(self._work)  # a fresh worker takes the hung one's place
+            _config.default_pool().submit(self._work)  # a fresh worker takes the hung one's place
         planned = slot.planned
         # Name the setting that fired, with its configured value.
         if at_deadline and self.deadline_seconds is not None:
@@ -244,9 +245,11 @@ class Run:
                 error=f"ScanTimeout: {planned.info.name} timed out after {limit:g}s ({why})",
                 duration=time.monotonic() - slot.started,
                 pipeline=planned.info.pipeline,
-                retries=slot.stats.retries,
-                cache_hits=slot.stats.cache_hits,
+                error_type="ScanTimeout",
+                calls=slot.stats.snapshot(),
+                timeline=slot.stats.timeline(),
                 abandoned=True,
+                timeout_seconds=limit,
             ),
             slot,
         )
@@ -268,22 +271,27 @@ class Run:
         self._log(result, slot)
 
     def _log(self, result: ScanResult, slot: _Slot | None) -> None:
-        fields: dict[str, Any] = {
-            "scanner": result.name,
-            "pipeline": result.pipeline,
-            "status": result.status.value,
-            "candidates": len(result.candidates),
-            "dropped": result.dropped,
-            "duration": round(result.duration, 3),
-            "attempts": result.attempts,
-            "error": result.error,
-        }
-        if result.reason is not None:
-            fields["reason"] = result.reason
-        if result.status is ScanStatus.TIMEOUT and slot is not None:
-            fields["timeout_seconds"] = slot.limit
-        emit = self.log.warning if result.status in FAILED else self.log.info
-        emit("scanner.finished", **fields)
+        if not wanted(ScannerFinished):
+            return
+        timeout = slot.limit if result.status is ScanStatus.TIMEOUT and slot is not None else None
+        emit(
+            ScannerFinished(
+                result.name,
+                result.pipeline,
+                result.status.value,
+                len(result.candidates),
+                result.dropped,
+                round(result.duration, 3),
+                result.attempts,
+                result.error_type,
+                result.error,
+                result.reason,
+                timeout,
+                result.degraded,
+                traceback=result.traceback,
+                exception=result.exception,
+            )
+        )
 
     # -- worker threads -----------------------------------------------------------------------
 
@@ -314,7 +322,7 @@ class Run:
                 assert previous is not None  # noqa: S101 - abandoned implies a previous one
                 assert previous_context is not None  # noqa: S101
                 previous_context.run(
-                    abandoned_call_finished,
+                    abandoned_call_returned,
                     previous.planned.info.name,
                     time.monotonic() - previous.started,
                     previous.error,
@@ -346,10 +354,12 @@ class Run:
         """Run one scanner in its own context and leave its result on *slot*. Never raises."""
         planned = slot.planned
         name = planned.info.name
-        set_deadline(slot.deadline)
-        structlog.contextvars.bind_contextvars(scanner=name, pipeline=planned.info.pipeline)
-        current_stats.set(slot.stats)
-        status, error = ScanStatus.OK, None
+        enter(Deadline(slot.deadline))
+        structlog = sys.modules.get("structlog")
+        if structlog is not None:  # the application logs with structlog: bind the scanner
+            structlog.contextvars.bind_contextvars(scanner=name, pipeline=planned.info.pipeline)
+        CURRENT_SCAN.set(slot.stats)
+        status, error, kind = ScanStatus.OK, None, None
         candidates: list[dict[str, Any]] = []
         dropped = 0
         try:
@@ -362,12 +372,13 @@ class Run:
             if isinstance(raw, list):
                 candidates, dropped = _normalized(raw, name, self.normalize)
             else:
-                status = ScanStatus.ERROR
+                status, kind = ScanStatus.ERROR, "TypeError"
                 error = f"TypeError: scanner returned {type(raw).__name__}, expected a list"
             slot.tool_logs = appended_tool_logs(view, slot.original_logs)
         except BaseException as exc:  # any failure is this scanner's result
             slot.error = exc
             status, error = _failure_status(exc), describe_error(exc)
+            kind = error_type(exc)
             if isinstance(exc, ScanTimeout):
                 slot.limit = exc.limit  # its own attempt timeout fired
             candidates, dropped = [], 0
@@ -380,8 +391,12 @@ class Run:
             duration=time.monotonic() - slot.started,
             pipeline=planned.info.pipeline,
             dropped=dropped,
-            retries=slot.stats.retries,
-            cache_hits=slot.stats.cache_hits,
+            error_type=kind,
+            exception=slot.error,
+            calls=slot.stats.snapshot(),
+            timeline=slot.stats.timeline(),
+            tool_logs=slot.tool_logs,
+            timeout_seconds=planned.timeout,
         )
 
 

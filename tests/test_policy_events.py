@@ -22,7 +22,7 @@ def test_retry_scheduled_names_the_attempt_the_wait_and_the_cause(clock: FakeClo
     with structlog.testing.capture_logs() as events:
         call()
     scheduled = events_named(events, "retry.scheduled")
-    assert [(e["attempt"], e["wait"], e["cause"]) for e in scheduled] == [
+    assert [(e["attempt"], e["wait"], e["error"]) for e in scheduled] == [
         (1, 0.5, "ValueError: boom 1"),
         (2, 1.0, "ValueError: boom 2"),
     ]
@@ -39,7 +39,7 @@ def test_retry_exhausted_is_logged_once_when_attempts_run_out(clock: FakeClock):
     assert len(exhausted) == 1
     assert exhausted[0]["attempts"] == 3
     assert exhausted[0]["reason"] == "attempts"
-    assert exhausted[0]["cause"] == "ValueError: boom 3"
+    assert exhausted[0]["error"] == "ValueError: boom 3"
     assert exhausted[0]["log_level"] == "warning"
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from .run import Check, run_demo
 from .scanners import ApiError, DemoScanners, build_scanners, service_client
 from .settings import DemoSettings
-from .simulator import ENDPOINTS, ApiSimulator, Endpoint
+from .._simulator import ENDPOINTS, ApiSimulator, Endpoint
 
 __all__ = [
     "ENDPOINTS",

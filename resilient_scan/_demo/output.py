@@ -118,7 +118,7 @@ def _policy_line(event: MutableMapping[str, Any]) -> str | None:  # noqa: PLR091
     name = event.get("event")
     if name == "retry.scheduled":
         line = (
-            f"  ↻ {_who(event)}: {short_error(event.get('cause'))},"
+            f"  ↻ {_who(event)}: {short_error(event.get('error'))},"
             f" retry {event.get('attempt')} in {event.get('wait', 0):.2f}s"
         )
         if event.get("retry_after") is not None:
@@ -127,7 +127,7 @@ def _policy_line(event: MutableMapping[str, Any]) -> str | None:  # noqa: PLR091
     if name == "retry.exhausted":
         return (
             f"  ✗ {_who(event)}: gave up after {event.get('attempts')} attempts"
-            f" ({event.get('reason')}): {short_error(event.get('cause'))}"
+            f" ({event.get('reason')}): {short_error(event.get('error'))}"
         )
     if name == "breaker.state_changed":
         return (

@@ -22,7 +22,7 @@ import resilient_scan as rs
 from .output import EventRecorder, candidate_lines, logging_for, result_table, short_error
 from .scanners import HEALTHY, DemoScanners, build_scanners
 from .settings import DemoSettings
-from .simulator import AS_OF, ApiSimulator
+from .._simulator import AS_OF, ApiSimulator
 
 #: How long to wait, after the simulator stops, for abandoned threads to return.
 _THREADS_END_WITHIN = 5.0
@@ -293,7 +293,7 @@ def _check_retry_500(observed: _Observed) -> Check:
     name = "social_trending"
     result = observed.run1.result(name)
     failures = observed.settings.flaky_failures
-    causes = [str(event.get("cause")) for event in _scheduled(observed, name)]
+    causes = [str(event.get("error")) for event in _scheduled(observed, name)]
     server_errors = sum("HTTP 500" in cause for cause in causes)
     ok = result.status == "ok" and server_errors >= failures and result.attempts == failures + 1
     return Check(
