@@ -9,7 +9,7 @@ import structlog
 
 import resilient_scan as rs
 from resilient_scan.testing import FakeClock
-from tests.conftest import Flaky, events_named
+from tests.helpers import Flaky, events_named
 
 RESET = 10.0
 

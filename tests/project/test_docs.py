@@ -6,7 +6,7 @@ from pathlib import Path
 
 from resilient_scan.instrumentation import EVENT_TYPES
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def documented_events() -> set[str]:

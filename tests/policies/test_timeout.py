@@ -15,7 +15,7 @@ import pytest
 import structlog
 
 import resilient_scan as rs
-from tests.conftest import capture_with_contextvars, events_named, wait_until
+from tests.helpers import capture_with_contextvars, events_named, wait_until
 
 LIMIT = 0.2
 # Shared 2-core machines are noisy: a 0.2 s timeout only has to fire before this.

@@ -10,7 +10,7 @@ import pytest
 
 import resilient_scan as rs
 from resilient_scan.testing import FakeClock
-from tests.conftest import Flaky
+from tests.helpers import Flaky
 
 
 def fetch() -> str:

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import resilient_scan as rs
 from resilient_scan.testing import FakeClock
-from tests.conftest import Flaky
+from tests.helpers import Flaky
 
 
 class RateLimitedError(Exception):

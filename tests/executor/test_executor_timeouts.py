@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import resilient_scan as rs
-from tests.conftest import wait_until
+from tests.helpers import wait_until
 
 Found = list[dict[str, Any]]
 
@@ -221,7 +221,7 @@ def test_the_earlier_of_deadline_and_timeout_wins(release: threading.Event):
 
 def test_the_interpreter_exits_promptly_with_hung_scanners():
     script = SCRIPTS / "hung_scanner_exit.py"
-    root = Path(__file__).parent.parent
+    root = Path(__file__).resolve().parents[2]
     # The child imports this checkout's package, as the tests do.
     path = os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH")) if p)
 

@@ -1,0 +1,108 @@
+"""Helpers shared by the tests: polling, counting, failing callables, log capture, servers."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+import structlog
+from structlog.typing import EventDict
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+    """Poll *predicate* until it is true or *timeout* seconds pass; return its last value."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() >= deadline:
+            return predicate()
+        time.sleep(0.002)
+    return True
+
+
+class Calls:
+    """A thread-safe record of calls: how many, and with what."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.items: list[Any] = []
+
+    def add(self, item: Any = None) -> None:
+        """Record one call (with *item*)."""
+        with self._lock:
+            self.items.append(item)
+
+    bump = add
+
+    @property
+    def count(self) -> int:
+        """How many calls were recorded."""
+        with self._lock:
+            return len(self.items)
+
+    value = count
+
+
+class Flaky:
+    """A callable that raises for its first *failures* calls, then returns its call number.
+
+    Thread-safe; every exception it raised is kept in ``raised``, in order.
+    """
+
+    def __init__(
+        self,
+        failures: int,
+        make_error: Callable[[int], Exception] = lambda n: ValueError(f"boom {n}"),
+    ) -> None:
+        self.failures = failures
+        self.make_error = make_error
+        self.calls = 0
+        self.raised: list[Exception] = []
+        self._lock = threading.Lock()
+
+    def __call__(self) -> int:
+        with self._lock:
+            self.calls += 1
+            number = self.calls
+            if number <= self.failures:
+                error = self.make_error(number)
+                self.raised.append(error)
+            else:
+                return number
+        raise error
+
+
+@contextmanager
+def capture_with_contextvars() -> Iterator[list[EventDict]]:
+    """`structlog.testing.capture_logs` with bound contextvars merged into each event."""
+    with structlog.testing.capture_logs(
+        processors=[structlog.contextvars.merge_contextvars]
+    ) as logs:
+        yield logs
+
+
+def events_named(events: list[EventDict], name: str, **fields: Any) -> list[EventDict]:
+    """The captured log events called *name* whose fields include *fields*."""
+    return [
+        event
+        for event in events
+        if event["event"] == name and all(event.get(k) == v for k, v in fields.items())
+    ]
+
+
+def require_server(what: str, available: bool, how: str) -> None:
+    """Skip a test when a server it needs is missing, with a clear reason; fail under CI.
+
+    CI (``CI=true``) installs and starts every server the tests need, so there a missing
+    one is a broken setup, never a reason to skip.
+    """
+    if available:
+        return
+    message = f"{what} is not available: {how}"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{message} (CI=true: the CI script must provide it)")
+    pytest.skip(message)
