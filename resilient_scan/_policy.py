@@ -47,6 +47,16 @@ class Policy:
         return tuple(name for name in parameters if name != "self")
 
     @classmethod
+    def required_settings(cls) -> tuple[str, ...]:
+        """The settings without a default."""
+        parameters = inspect.signature(cls.__init__).parameters
+        return tuple(
+            name
+            for name, parameter in parameters.items()
+            if name != "self" and parameter.default is inspect.Parameter.empty
+        )
+
+    @classmethod
     def from_mapping(cls: type[P], table: Mapping[str, Any], *path: KeyPart) -> P:
         """Build the policy from a table of its settings; errors name ``path.key``.
 
@@ -57,6 +67,9 @@ class Policy:
         key: tuple[KeyPart, ...] = path or (cls.kind,)
         table = _settings.mapping(table, key)
         _settings.reject_unknown(table, cls.settings(), key)
+        for name in cls.required_settings():
+            if name not in table:
+                raise ConfigError((*key, name), "missing: this setting has no default")
         try:
             return cls(**table)
         except ConfigError as exc:
