@@ -25,18 +25,21 @@ _SECRET_NAMES: Final = (
 _PATTERNS: Final = (
     # scheme://user:password@host -> scheme://user:***@host
     (re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://[^/\s:@]*:)[^/\s@]+@"), r"\1***@"),
-    # ?apikey=...&token=... (also in form bodies and "key=value" texts)
+    # Authorization: Bearer <token>, Basic <token>
+    (re.compile(r"(?i)\b(bearer|basic)\s+[a-z0-9._~+/=\-]{8,}"), r"\1 ***"),
+    # ?apikey=...&token=... (also in form bodies and "key=value" texts); a value ends at a
+    # separator, or at ": " (an error message going on after the URL)
     (
-        re.compile(rf"(?i)(^|[?&;,\s\"'])((?:{_SECRET_NAMES})=)[^&\s\"',;]+"),
+        re.compile(rf"(?i)(^|[?&;,\s\"'])((?:{_SECRET_NAMES})=)[^&\s\"',;]+?(?=:\s|[&\s\"',;]|$)"),
         r"\1\2***",
     ),
     # "password": "..." / password: ... (JSON and header-like texts)
     (
-        re.compile(rf"(?i)([\"']?\b(?:{_SECRET_NAMES})[\"']?\s*:\s*[\"']?)[^\s\"',;}}]+"),
+        re.compile(
+            rf"(?i)([\"']?\b(?:{_SECRET_NAMES})[\"']?\s*:\s*[\"']?)(?!(?:bearer|basic)\s|\*\*\*)[^\s\"',;}}]+"
+        ),
         r"\1***",
     ),
-    # Authorization: Bearer <token>, Basic <token>
-    (re.compile(r"(?i)\b(bearer|basic)\s+[a-z0-9._~+/=\-]{8,}"), r"\1 ***"),
 )
 
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
