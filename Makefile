@@ -1,32 +1,22 @@
-# Every target makes its own virtual environment first: a fresh machine needs only python3.
+# Shortcuts for `python3 dev.py TASK`, which does the work on any platform (no make needed).
 PYTHON ?= python3
-VENV := .venv
-BIN := $(VENV)/bin
-INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test docs bench test-minimum clean
 
-$(INSTALLED): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
-	touch $(INSTALLED)
+demo:
+	$(PYTHON) dev.py demo
 
-## demo: install, then run the demo pipeline against the embedded API simulator
-demo: $(INSTALLED)
-	$(BIN)/resilient-scan demo
+test:
+	$(PYTHON) dev.py test
 
-## test: install, then lint, type-check and run the test suite
-test: lint
-	$(BIN)/python -m pytest
+docs:
+	$(PYTHON) dev.py docs
 
-lint: $(INSTALLED)
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
-	$(BIN)/mypy
+bench:
+	$(PYTHON) dev.py bench
 
-## bench: run every benchmark and print one table of ratios
-bench: $(INSTALLED)
-	$(BIN)/python benchmarks/run.py
+test-minimum:
+	$(PYTHON) dev.py test-minimum
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf .venv .venv-minimum site .mypy_cache .ruff_cache .pytest_cache .hypothesis
