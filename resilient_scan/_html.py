@@ -92,7 +92,8 @@ ul.counts li.zero { opacity: .45; }
   background: var(--panel); }
 .axis, .row { display: grid; grid-template-columns: minmax(140px, 22%) 1fr; gap: 12px;
   align-items: center; }
-.axis .scale { position: relative; height: 18px; border-bottom: 1px solid var(--line); }
+.axis .scale { position: relative; height: 18px; border-bottom: 1px solid var(--line);
+  margin-right: 64px; }
 .axis .tick { position: absolute; bottom: 0; transform: translateX(-50%); font-size: 11px;
   color: var(--muted); white-space: nowrap; }
 .axis .tick::after { content: ""; position: absolute; left: 50%; bottom: -4px; height: 4px;
@@ -104,7 +105,8 @@ ol.rows { list-style: none; margin: 0; padding: 0; }
 .label .name { font-weight: 600; overflow-wrap: anywhere; }
 .label .sub { display: block; color: var(--muted); font-size: 12px; }
 .mark { display: inline-block; width: 1.2em; text-align: center; color: var(--c); }
-.track { position: relative; height: 26px; background: repeating-linear-gradient(90deg,
+.track { position: relative; height: 26px; margin-right: 64px;
+  background: repeating-linear-gradient(90deg,
   transparent 0, transparent calc(10% - 1px), var(--line) calc(10% - 1px), var(--line) 10%);
   border-radius: 3px; }
 .bar { position: absolute; top: 4px; height: 18px; border-radius: 3px; background: var(--c);

@@ -13,6 +13,7 @@ running scanner with its elapsed time and attempts:
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import threading
 import time
@@ -96,8 +97,8 @@ class Presenter:
 
         Args:
             output: Where the lines go.
-            live: Redraw the running scanners in place (None: when *output* is a terminal
-                and rich is installed).
+            live: Redraw the running scanners in place (None: when *output* is a terminal,
+                not ``TERM=dumb``, and rich is installed).
             heartbeat: Seconds between ``still running`` lines when not live (None: none).
             clock: Monotonic time, for the elapsed times.
         """
@@ -105,7 +106,7 @@ class Presenter:
         self.lines = output.style.lines
         self.clock = clock
         self.heartbeat = heartbeat
-        self.live = _rich_available() and output.isatty() if live is None else live
+        self.live = _can_redraw(output) if live is None else live
         self.running: dict[str, Running] = {}
         self._lock = threading.Lock()
         self._degraded: dict[str, str] = {}
@@ -340,6 +341,11 @@ class Presenter:
         display.start()
         self._display = display
         self.output.sink = print_above
+
+
+def _can_redraw(output: Output) -> bool:
+    """Whether lines can be redrawn in place: a terminal that is not dumb, and rich."""
+    return output.isatty() and os.environ.get("TERM") != "dumb" and _rich_available()
 
 
 def _rich_available() -> bool:

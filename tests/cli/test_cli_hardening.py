@@ -7,6 +7,7 @@ command in a child process.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import subprocess
@@ -224,32 +225,41 @@ def test_run_piped_into_head_exits_quietly(tmp_path, hostile):
     assert status == 141  # as a command killed by SIGPIPE reports it
 
 
-def test_a_stdout_that_cannot_encode_the_marks_gets_ascii_ones(tmp_path, hostile):
+def test_a_stdout_that_cannot_encode_the_marks_gets_ascii_ones(
+    tmp_path, hostile, monkeypatch, capsys
+):
     # 14.2: a cp1252 stdout crashed `run` with UnicodeEncodeError from inside executor.run().
-    config = config_of(tmp_path, hostile, "quick", "buggy")
-    done = cli("run", config, cwd=tmp_path, env=clean_env(PYTHONIOENCODING="cp1252"))
-    out, err = text_of(done.stdout, "cp1252"), text_of(done.stderr, "cp1252")
-    assert done.returncode == 1, err
+    raw = io.BytesIO()
+    stdout = io.TextIOWrapper(raw, encoding="cp1252", write_through=True)
+    monkeypatch.setattr(sys, "stdout", stdout)
+
+    assert main(["run", str(config_of(tmp_path, hostile, "quick", "buggy"))]) == 1
+
+    out = raw.getvalue().decode("cp1252")
     assert "+ quick: 1 candidate" in out
     assert "! buggy: KeyError: 'MSFT'" in out
-    assert "Traceback" not in err
+    assert "Traceback" not in capsys.readouterr().err
 
 
-def test_force_color_colours_the_statuses_and_no_color_wins(tmp_path, hostile):
-    config = config_of(tmp_path, hostile, "quick", "buggy")
-    coloured = text_of(cli("run", config, cwd=tmp_path, env=clean_env(FORCE_COLOR="1")).stdout)
+def test_force_color_colours_the_statuses_and_no_color_wins(tmp_path, hostile, monkeypatch, capsys):
+    config = str(config_of(tmp_path, hostile, "quick", "buggy"))
+    monkeypatch.setenv("FORCE_COLOR", "1")  # into a pipe (capsys is no terminal)
+    main(["run", config])
+    coloured = capsys.readouterr().out
     assert "\x1b[32m✓\x1b[0m quick: 1 candidate" in coloured
     assert "\x1b[31m⚠\x1b[0m buggy" in coloured
-    plain = cli("run", config, cwd=tmp_path, env=clean_env(FORCE_COLOR="1", NO_COLOR="1"))
-    assert "\x1b[" not in text_of(plain.stdout)
-    assert "✓ quick: 1 candidate" in text_of(plain.stdout)
+    monkeypatch.setenv("NO_COLOR", "1")
+    main(["run", config])
+    plain = capsys.readouterr().out
+    assert "\x1b[" not in plain
+    assert "✓ quick: 1 candidate" in plain
 
 
-def test_at_40_columns_nothing_is_wider_and_no_word_is_cut(tmp_path, hostile):
+def test_at_40_columns_nothing_is_wider_and_no_word_is_cut(tmp_path, hostile, monkeypatch, capsys):
     # 14.2: at 40 columns the 75-column rules and the table wrapped mid-word.
-    config = config_of(tmp_path, hostile, "quick", "buggy", "long_error")
-    done = cli("run", config, cwd=tmp_path, env=clean_env(COLUMNS="40"))
-    out = text_of(done.stdout)
+    monkeypatch.setenv("COLUMNS", "40")
+    main(["run", str(config_of(tmp_path, hostile, "quick", "buggy", "long_error"))])
+    out = capsys.readouterr().out
     lines = out.splitlines()
     assert max(len(line) for line in lines) <= 40
     words = set(out.split())

@@ -281,8 +281,11 @@ def login(password: str) -> None:
     raise ConnectionError(f"login failed for a {len(password)}-character password")
 
 
+SECRET = "hunter2-secret"  # noqa: S105 - the secret that must not reach the log
+
+
 def log_a_failure_with_a_secret_local() -> None:
-    password = "hunter2-secret"  # noqa: S105 - the secret that must not reach the log
+    password = SECRET  # a local variable: its value shows only if locals are rendered
     try:
         login(password)
     except ConnectionError:

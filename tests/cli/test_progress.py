@@ -257,3 +257,25 @@ def test_on_a_terminal_the_running_lines_are_redrawn_in_place(tmp_path: Path):
     tail = plain[plain.index("Done in") :]
     assert "▸" not in tail
     assert "scanner" in tail
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_without_rich_a_terminal_gets_plain_lines(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setitem(sys.modules, "rich.live", None)  # importing it raises ImportError
+
+    presenter = Presenter(Output(Terminal(), Style()))
+
+    assert presenter.live is False
+
+
+def test_a_dumb_terminal_gets_plain_lines(monkeypatch: pytest.MonkeyPatch):
+    pytest.importorskip("rich")
+    monkeypatch.setenv("TERM", "xterm")
+    assert Presenter(Output(Terminal(), Style())).live is True
+    monkeypatch.setenv("TERM", "dumb")
+    assert Presenter(Output(Terminal(), Style())).live is False
+    assert Presenter(Output(io.StringIO(), Style())).live is False  # no terminal at all
