@@ -415,6 +415,12 @@ class ScanConsoleRenderer:
             )
         self._fallback = fallback
         self._encoding = encoding
+        console = getattr(sys.modules.get("structlog.dev"), "ConsoleRenderer", None)
+        # structlog's console renderer shows some strings with repr: keep it from escaping
+        # our escapes again. Any other renderer gets plain (escaped) strings.
+        self._as_shown: Callable[[str], object] = (
+            _Shown if console is not None and isinstance(fallback, console) else str
+        )
         self.lines = ConsoleLines(Glyphs.for_encoding(encoding), colors=colors)
         # Reasons of degraded scanners, from scanner.degraded events, by (run_id, scanner).
         self._degraded: dict[tuple[object, object], object] = {}
@@ -424,7 +430,7 @@ class ScanConsoleRenderer:
         """Render one event."""
         line = self._line(event_dict)
         if line is None:
-            line = self._fallback(logger, method_name, _escaped(event_dict))
+            line = self._fallback(logger, method_name, _escaped(event_dict, self._as_shown))
         return fit_encoding(line, self._encoding) if isinstance(line, str) else line
 
     def _line(self, event: MutableMapping[str, Any]) -> str | None:
@@ -544,13 +550,15 @@ class _Shown:
         return f"'{self.text}'" if quoted else self.text
 
 
-def _escaped(event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+def _escaped(
+    event: MutableMapping[str, Any], shown: Callable[[str], object]
+) -> MutableMapping[str, Any]:
     """The event with its text values escaped and capped, for the fallback renderer."""
     for key, value in event.items():
         if isinstance(value, str) and key not in _MULTILINE:
-            shown = console_text(value)
-            if shown != value:
-                event[key] = _Shown(shown)
+            text = console_text(value)
+            if text != value:
+                event[key] = shown(text)
     return event
 
 

@@ -215,8 +215,7 @@ class Output:
     def write(self, text: str) -> int:
         """Write *text* (whole lines go out at once; a partial line waits for the rest)."""
         with self._lock:
-            text = self._partial + text
-            head, newline, self._partial = text.rpartition("\n")
+            head, newline, self._partial = (self._partial + text).rpartition("\n")
             if newline:
                 self._emit(head + "\n")
         return len(text)

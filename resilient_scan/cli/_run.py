@@ -77,32 +77,34 @@ def run_command(args: argparse.Namespace, *, stdout: TextIO, stderr: TextIO) -> 
     report_file = check_writable(args.output, "report")
     page_file = check_writable(args.html, "report page")
     out = Output(stdout)
-    # JSON: the report is stdout's one document; logs and anything printed go to stderr.
-    with import_roots(config.roots), stdout_to(stderr if args.json else None):
-        try:
-            scanners = load_scanners(config)
-            state = load_state(config)
-            check_tables(config, scanners)
-        except CliError as exc:
-            raise CliError(f"{path}: {exc}") from None
-        showing = json_logs(stderr) if args.json else presented(out, Presenter(out))
-        with showing:
+    # JSON: the report is stdout's one document; logs and anything printed go to stderr,
+    # until the report is out (a scanner left running may still print).
+    with stdout_to(stderr if args.json else None):
+        with import_roots(config.roots):
             try:
-                report = executor.run(scanners, state)
-            except ConfigError as exc:  # raised before anything runs: duplicate names
+                scanners = load_scanners(config)
+                state = load_state(config)
+                check_tables(config, scanners)
+            except CliError as exc:
                 raise CliError(f"{path}: {exc}") from None
-    # The files first: they are the run's record, whatever happens to the terminal.
-    if report_file is not None:
-        write_file(report_file, report.to_json() + "\n", "report")
-    if page_file is not None:
-        write_file(page_file, report.to_html(title=f"{PROG} run {path.name}"), "report page")
-    if args.json:
-        ascii_only = not can_encode("\u2713\U0001f600", out.style.encoding)
-        out.block([dumps(report.to_dict(), indent=2, ascii_only=ascii_only)])
-        if args.traceback:
-            Output(stderr).block(traceback_lines(report, Style.for_stream(stderr)))
-    else:
-        _show(out, report, args, report_file, page_file)
+            showing = json_logs(stderr) if args.json else presented(out, Presenter(out))
+            with showing:
+                try:
+                    report = executor.run(scanners, state)
+                except ConfigError as exc:  # raised before anything runs: duplicate names
+                    raise CliError(f"{path}: {exc}") from None
+        # The files first: they are the run's record, whatever happens to the terminal.
+        if report_file is not None:
+            write_file(report_file, report.to_json() + "\n", "report")
+        if page_file is not None:
+            write_file(page_file, report.to_html(title=f"{PROG} run {path.name}"), "report page")
+        if args.json:
+            ascii_only = not can_encode("\u2713\U0001f600", out.style.encoding)
+            out.block([dumps(report.to_dict(), indent=2, ascii_only=ascii_only)])
+            if args.traceback:
+                Output(stderr).block(traceback_lines(report, Style.for_stream(stderr)))
+        else:
+            _show(out, report, args, report_file, page_file)
     return _status(report, args.fail_on, Output(stderr))
 
 

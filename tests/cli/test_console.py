@@ -6,7 +6,7 @@ import io
 import json
 import threading
 import unicodedata
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
 import pytest
@@ -537,3 +537,17 @@ def test_the_timeout_line_shows_the_limit_that_fired(release: threading.Event):
     lines = stream.getvalue().splitlines()
     assert "⏱ inner_limit: timeout after 0.1s" in lines
     assert "⏱ run_deadline: timeout after 0.2s" in lines
+
+
+def test_another_fallback_gets_plain_escaped_text():
+    seen: list[dict[str, Any]] = []
+
+    def fallback(logger: Any, method: str, event: MutableMapping[str, Any]) -> str:
+        seen.append(dict(event))
+        return "rendered"
+
+    renderer = rs.ScanConsoleRenderer(fallback)
+
+    assert renderer(None, "info", {"event": "app.note", "detail": FORGED}) == "rendered"
+    assert seen == [{"event": "app.note", "detail": SHOWN}]
+    assert type(seen[0]["detail"]) is str

@@ -15,7 +15,7 @@ import argparse
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TextIO
 
@@ -85,7 +85,6 @@ class DemoRun:
     threads_ended: bool
     page: Path | None = None
     duration: float = 0.0
-    lines: list[str] = field(default_factory=list)
 
     def path(self, scanner: str) -> str:
         """The endpoint path the scanner named *scanner* calls."""
@@ -387,7 +386,6 @@ def _tell(output: Output, demo: DemoRun) -> None:
         lines += ["", f"Report page of run 1: {demo.page} (open it in a browser)"]
     lines += ["", f"Done in {demo.duration:.1f}s."]
     output.line(*lines)
-    demo.lines = lines
 
 
 def _brief(report: ScanReport) -> dict[str, Any]:
