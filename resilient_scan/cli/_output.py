@@ -12,6 +12,7 @@ Everything shown that came from scanners is escaped and capped (`for_console`).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import threading
@@ -213,19 +214,28 @@ class Output:
         self._emit("".join(f"{line}\n" for line in lines))
 
     def write(self, text: str) -> int:
-        """Write *text* (whole lines go out at once; a partial line waits for the rest)."""
-        with self._lock:
+        """Write *text* (whole lines go out at once; a partial line waits for the rest).
+
+        For loggers, which may write from inside an instrumentation hook: this never raises,
+        not even on a closed pipe (`closed` says so).
+        """
+        with self._lock, contextlib.suppress(BrokenPipeError):
             head, newline, self._partial = (self._partial + text).rpartition("\n")
             if newline:
                 self._emit(head + "\n")
         return len(text)
 
     def flush(self) -> None:
-        """Write out a partial line, if any."""
-        with self._lock:
+        """Write out a partial line, if any (never raises, as `write`)."""
+        with self._lock, contextlib.suppress(BrokenPipeError):
             if self._partial:
                 partial, self._partial = self._partial, ""
                 self._emit(partial)
+
+    def check(self) -> None:
+        """Raise `BrokenPipeError` if the reader has gone: the command may stop early."""
+        if self.closed:
+            raise BrokenPipeError(32, "the reader closed the output")
 
     def _emit(self, text: str) -> None:
         if not text:

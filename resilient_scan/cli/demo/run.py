@@ -170,6 +170,7 @@ class _Demo:
             self.output.block(lines)
 
     def section(self, title: str) -> None:
+        self.output.check()  # between runs: stop early once nobody reads the output
         self.say("", self.output.style.rule(title))
 
     def exercise(self) -> DemoRun:
