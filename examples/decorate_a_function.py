@@ -1,9 +1,9 @@
 """Decorate a function that calls a flaky service with ``rs.resilient``.
 
-The service here is the demo's API simulator, started on a free local port: its
-``/v1/social/trending`` endpoint fails with HTTP 500 twice, then answers. The retry layer
-gets past the failures (you see each retry on stderr), and the cache answers the second call
-without a request. Every layer is optional; the order is fixed: cache, retry, breaker,
+The service here is `resilient_scan.testing.ApiSimulator`, started on a free local port:
+its ``/v1/social/trending`` endpoint fails with HTTP 500 twice, then answers. The retry
+layer gets past the failures (you see each retry on stderr), and the cache answers the
+second call without a request. Every layer is optional; the order is fixed: cache, retry, breaker,
 timeout, then your function.
 
 Run it:  python examples/decorate_a_function.py
@@ -16,7 +16,7 @@ import urllib.request
 from typing import Any
 
 import resilient_scan as rs
-from resilient_scan._demo import ApiSimulator
+from resilient_scan.testing import ApiSimulator
 
 # Local requests must not go through a proxy named in the environment.
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))

@@ -2,104 +2,14 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
-import structlog
 
-from resilient_scan._cli import main
-
-_numbers = itertools.count(1)
-
-SCANNERS = """
-import resilient_scan as rs
-
-registry = rs.ScannerRegistry()
-
-@registry.register(pipeline="momentum")
-def movers(state):
-    state["tool_logs"].append({"scanner": "movers"})
-    return [{"ticker": " nvda ", "context": "up 9%", "priority": "high"}]
-
-@registry.register(pipeline="momentum")
-def volume(state):
-    return [{"ticker": "NVDA", "priority": "medium"}, {"ticker": "AMD", "priority": "low"}]
-
-@rs.scanner(pipeline="experimental")
-def experimental(state):
-    return [{"ticker": "COIN"}]
-
-def broken(state):
-    raise RuntimeError("feed down")
-
-def refused(state):
-    raise rs.CircuitOpenError("feed", 30.0)
-
-class Watchlist:
-    name = "watchlist"
-
-    def scan(self, state):
-        return [{"ticker": t, "context": "on the watchlist"} for t in state["watchlist"]]
-
-more = [experimental, Watchlist()]
-number = 42
-
-def make_state():
-    return {"watchlist": ["TSLA"], "tool_logs": []}
-
-STATE = {"watchlist": ["AAPL"], "tool_logs": []}
-
-def bad_state():
-    raise ValueError("no database")
-"""
-
-
-@pytest.fixture(autouse=True)
-def _restore_structlog():
-    yield
-    structlog.reset_defaults()
-
-
-@pytest.fixture
-def module(tmp_path):
-    """Write the scanners module under a name no other test uses; forget it afterwards."""
-    name = f"cli_run_scanners_{next(_numbers)}"
-    (tmp_path / f"{name}.py").write_text(SCANNERS)
-    yield name
-    sys.modules.pop(name, None)
-
-
-def write_config(tmp_path: Path, body: str, name: str = "pipeline.toml") -> Path:
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(body))
-    return path
-
-
-def good_config(tmp_path: Path, module: str, extra: str = "") -> Path:
-    return write_config(
-        tmp_path,
-        f"""
-        [resilient_scan]
-        scanners = ["{module}:registry", "{module}:more"]
-        state = "{module}:make_state"
-
-        [discovery.scanner_execution]
-        concurrent = true
-        max_workers = 4
-        timeout_seconds = 5
-
-        [discovery.scanners.movers]
-        enabled = true
-
-        [discovery.pipelines.experimental]
-        enabled = false
-        """
-        + textwrap.dedent(extra),
-    )
+from resilient_scan.cli import main
+from tests.cli.support import SCANNERS, good_config, unique_module, write_config
 
 
 def run(*args: str | Path) -> int:
@@ -113,13 +23,15 @@ def test_runs_the_scanners_and_prints_lines_and_a_table(tmp_path, module, capsys
     assert run(good_config(tmp_path, module)) == 0
     out = capsys.readouterr().out
     assert "Running 4 scanners concurrently (max 4 workers)..." in out
-    assert "✓ movers: 1 candidate" in out
-    assert "✓ watchlist: 1 candidate" in out
+    assert "✓ movers: 1 candidate\n" in out  # one candidate, not "1 candidates"
+    assert "✓ volume: 2 candidates" in out
+    assert "✓ watchlist: 1 candidate\n" in out
     assert "○ experimental: skipped" in out
     for column in ("scanner", "status", "candidates", "attempts", "duration"):
         assert column in out
     assert "NVDA  high     [movers, volume] up 9%" in out
     assert "TSLA" in out  # from the state factory
+    assert "3 candidates, best first:" in out
 
 
 def test_json_report_on_stdout_and_json_logs_on_stderr(tmp_path, module, capsys):
@@ -158,9 +70,9 @@ def test_output_file_holds_the_report(tmp_path, module, capsys):
 
 
 def test_state_mapping_import_roots_and_a_single_scanner(tmp_path, capsys):
-    name = f"cli_run_scanners_{next(_numbers)}"
     (tmp_path / "src").mkdir()
-    (tmp_path / "src" / f"{name}.py").write_text(SCANNERS)
+    names = unique_module(tmp_path / "src", SCANNERS)
+    name = next(names)
     config = write_config(
         tmp_path,
         f"""
@@ -176,11 +88,19 @@ def test_state_mapping_import_roots_and_a_single_scanner(tmp_path, capsys):
     try:
         assert run(config, "--json") == 0
     finally:
-        sys.modules.pop(name, None)
+        next(names, None)
     report = json.loads(capsys.readouterr().out)
     assert report["mode"] == "sequential"
     assert [c["ticker"] for c in report["candidates"]] == ["AAPL"]
     assert str(tmp_path / "src") not in sys.path  # the import roots are removed again
+
+
+def test_an_error_line_keeps_the_exception_type(tmp_path, module, capsys):
+    config = write_config(tmp_path, f'[resilient_scan]\nscanners = ["{module}:buggy"]\n')
+    assert run(config) == 1
+    out = capsys.readouterr().out
+    assert "⚠ buggy: KeyError: 'MSFT'\n" in out  # not "'MSFT'" alone
+    assert out.count("KeyError: 'MSFT'") == 2  # the live line and the table
 
 
 # -- --fail-on -----------------------------------------------------------------------------
@@ -241,6 +161,14 @@ def test_toml_syntax_error_names_the_file_and_the_line(tmp_path, capsys):
     assert "line" in err
 
 
+def test_deeply_nested_toml_is_a_clean_error(tmp_path, capsys):
+    # 7.16: tomllib recurses once per level; 5,000 levels raised RecursionError (rc 1).
+    config = tmp_path / "deep.toml"
+    config.write_text("x = " + "[" * 5000 + "]" * 5000 + "\n")
+    err = error_of(capsys, config)
+    assert f"{config}: invalid TOML: arrays or tables nested too deeply" in err
+
+
 def test_bad_value_names_the_file_and_the_key_path(tmp_path, module, capsys):
     config = good_config(tmp_path, module).read_text().replace("max_workers = 4", "max_workers = 0")
     path = write_config(tmp_path, config, "bad.toml")
@@ -260,6 +188,40 @@ def test_unknown_execution_key_is_named_with_a_suggestion(tmp_path, module, caps
     err = error_of(capsys, path)
     assert f"{path}: discovery.scanner_execution.max_worker: unknown key" in err
     assert "did you mean 'max_workers'?" in err
+
+
+@pytest.mark.parametrize(
+    ("table", "expected"),
+    [
+        (
+            "[discovery.scanners.movrs]\nenabled = false\n",
+            (
+                "discovery.scanners.movrs: matches no scanner in this run (did you mean"
+                " 'movers'?); the scanners are: movers, volume, experimental, watchlist"
+            ),
+        ),
+        (
+            "[discovery.scanners.nothing_like_it]\nlimit = 3\n",
+            (
+                "discovery.scanners.nothing_like_it: matches no scanner in this run; the"
+                " scanners are: movers, volume, experimental, watchlist"
+            ),
+        ),
+        (
+            "[discovery.pipelines.momentun]\nenabled = false\n",
+            (
+                "discovery.pipelines.momentun: matches no pipeline of the scanners in this run"
+                " (did you mean 'momentum'?); the pipelines are: momentum, experimental"
+            ),
+        ),
+    ],
+)
+def test_a_table_that_matches_no_scanner_is_an_error(tmp_path, module, capsys, table, expected):
+    # 7.11: the command owns its whole file, so a typo in a table name is an error; before,
+    # "movrs" was ignored and "momentun = false" left the momentum pipeline running.
+    path = good_config(tmp_path, module, table)
+    err = error_of(capsys, path)
+    assert f"{path}: {expected}" in err
 
 
 def test_unimportable_module_is_named(tmp_path, capsys):
@@ -282,15 +244,26 @@ def test_missing_attribute_is_named(tmp_path, module, capsys):
 
 
 def test_module_that_fails_to_import_is_named(tmp_path, capsys):
-    (tmp_path / "cli_run_explodes.py").write_text("raise ImportError('needs a GPU')\n")
-    path = write_config(
-        tmp_path, '[resilient_scan]\nscanners = ["cli_run_explodes:scan"]\n[discovery]\n'
-    )
+    names = unique_module(tmp_path, "raise ImportError('needs a GPU')\n", "cli_explodes")
+    name = next(names)
+    path = write_config(tmp_path, f'[resilient_scan]\nscanners = ["{name}:scan"]\n[discovery]\n')
     try:
         err = error_of(capsys, path)
     finally:
-        sys.modules.pop("cli_run_explodes", None)
-    assert "cannot import 'cli_run_explodes:scan': ImportError: needs a GPU" in err
+        next(names, None)
+    assert f"cannot import '{name}:scan': ImportError: needs a GPU" in err
+
+
+def test_module_that_exits_while_importing_is_an_error(tmp_path, capsys):
+    # 7.16: SystemExit from an imported module ended the command with its status, silently.
+    names = unique_module(tmp_path, "raise SystemExit(0)\n", "cli_exits")
+    name = next(names)
+    path = write_config(tmp_path, f'[resilient_scan]\nscanners = ["{name}:scan"]\n[discovery]\n')
+    try:
+        err = error_of(capsys, path)
+    finally:
+        next(names, None)
+    assert f"cannot import '{name}:scan': SystemExit: 0" in err
 
 
 def test_reference_that_is_not_a_scanner_is_named(tmp_path, module, capsys):
@@ -326,12 +299,13 @@ def test_bad_resilient_scan_table_is_named(tmp_path, capsys, table, expected):
     assert f"{path}: {expected}" in err
 
 
-def test_a_config_of_only_resilient_scan_runs_with_the_default_settings(tmp_path, module):
+def test_a_config_of_only_resilient_scan_runs_with_the_default_settings(tmp_path, module, capsys):
     path = write_config(
         tmp_path,
         f'[resilient_scan]\nscanners = ["{module}:movers"]\nstate = "{module}:make_state"\n',
     )
     assert main(["run", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["counts"]["ok"] == 1
 
 
 def test_a_misspelt_discovery_table_is_named(tmp_path, module, capsys):
@@ -373,9 +347,35 @@ def test_missing_config_file_is_named(tmp_path, capsys):
     assert f"{path}: cannot read the config file" in err
 
 
-def test_unwritable_output_is_an_error(tmp_path, module, capsys):
-    err = error_of(capsys, good_config(tmp_path, module), "--output", tmp_path / "no" / "r.json")
+@pytest.mark.parametrize("flag", ["--output", "--html"])
+def test_an_unwritable_output_is_reported_before_anything_runs(tmp_path, capsys, flag):
+    # 14.4: the path was only tried after the whole scan had run.
+    names = unique_module(
+        tmp_path,
+        """
+        ran = []
+
+        def scan(state):
+            ran.append(1)
+            return []
+        """,
+        "cli_counted",
+    )
+    name = next(names)
+    path = write_config(tmp_path, f'[resilient_scan]\nscanners = ["{name}:scan"]\n')
+    try:
+        err = error_of(capsys, path, flag, tmp_path / "no" / "such" / "dir" / "r.out")
+        imported = sys.modules.get(name)
+        assert imported is None or imported.ran == []  # nothing ran
+    finally:
+        next(names, None)
     assert "cannot write the report" in err
+    assert "No such file or directory" in err
+
+
+def test_a_directory_as_output_is_reported(tmp_path, module, capsys):
+    err = error_of(capsys, good_config(tmp_path, module), "--output", tmp_path)
+    assert f"{tmp_path}: cannot write the report: it is a directory" in err
 
 
 def test_usage_errors_exit_2(capsys):
@@ -384,3 +384,20 @@ def test_usage_errors_exit_2(capsys):
     assert main(["run", "x.toml", "--fail-on", "sometimes"]) == 2
     assert "invalid choice" in capsys.readouterr().err
     assert main(["--help"]) == 0
+
+
+def test_version_is_the_package_version(capsys):
+    import resilient_scan as rs  # noqa: PLC0415
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"resilient-scan {rs.__version__}\n"
+    assert rs.__version__ not in ("", "0+unknown")  # read from the installed metadata
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["run", "--help"]])
+def test_help_says_a_config_file_is_code(capsys, argv):
+    # 7.17: a config file names modules to import: running it runs their code.
+    assert main(argv) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "a config file is code" in text
+    assert "Run only config files you trust" in text

@@ -1,86 +1,187 @@
-"""`resilient-scan demo` end to end (quick settings), and its API simulator."""
+"""`resilient-scan demo` end to end (quick settings): what it shows, and that each layer's
+effect really happened (the demo itself only tells; these tests check)."""
 
 from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import structlog
 
-from resilient_scan._cli import main
-from resilient_scan._demo import ApiSimulator, DemoSettings, run_demo
+from resilient_scan.cli.demo import HEALTHY, DemoRun, DemoSettings, run_demo
+from resilient_scan.instrumentation import BreakerStateChanged, RetryScheduled, get_hooks
+from resilient_scan.testing import ApiSimulator
+from tests.cli.support import clean_env
 
+TIMES = "\u00d7"  # the multiplication sign
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-@pytest.fixture(autouse=True)
-def _restore_structlog():
-    yield
-    structlog.reset_defaults()
-
-
-def _get(url: str, timeout: float = 5.0) -> tuple[int, dict[str, str], bytes]:
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DemoRun, str]]:
+    """One quick demo run, shared by the tests that read what it did (it takes 2.5 s)."""
+    saved = structlog.get_config()
+    out = io.StringIO()
+    page = tmp_path_factory.mktemp("demo") / "report.html"
+    hooks = [type(hook) for hook in get_hooks()]
     try:
-        with OPENER.open(url, timeout=timeout) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return exc.code, dict(exc.headers), exc.read()
+        run = run_demo(DemoSettings.quick(), out=out, page=page)
+        RESTORED.extend(
+            [
+                (saved["processors"], structlog.get_config()["processors"]),
+                (hooks, [type(hook) for hook in get_hooks()]),
+            ]
+        )
+        yield run, out.getvalue()
+    finally:
+        structlog.configure(**saved)
 
 
-# -- the demo ------------------------------------------------------------------------------
+RESTORED: list[tuple[object, object]] = []
 
 
-def test_demo_shows_every_layer_at_work(capsys):
-    before = structlog.get_config()["processors"]
-    assert main(["demo", "--quick"]) == 0
-    out = capsys.readouterr().out
+# -- what each layer did ------------------------------------------------------------------------
 
-    # Live progress from the executor, then the summary table.
+
+def test_retry_waited_for_retry_after(demo):
+    run, _ = demo
+    result = run.run1.result("news_sentiment")
+    waits = [event for event in run.retries_of("news_sentiment") if event.retry_after]
+    times = run.request_times[run.path("news_sentiment")]
+
+    assert result.status == "ok"
+    assert result.attempts == 2
+    assert waits[0].retry_after == 1.0
+    assert waits[0].wait >= 1.0
+    # The server saw the retry at least Retry-After after the 429 (10 ms for the clock).
+    assert times[1] - times[0] >= 1.0 - 0.01
+
+
+def test_retry_got_past_the_http_500s(demo):
+    run, _ = demo
+    result = run.run1.result("social_trending")
+    errors = [event.error for event in run.retries_of("social_trending")]
+
+    assert result.status == "ok"
+    assert result.attempts == run.settings.flaky_failures + 1
+    assert sum("HTTP 500" in str(error) for error in errors) == run.settings.flaky_failures
+
+
+def test_the_breaker_opened_and_run_2_made_no_request(demo):
+    run, _ = demo
+    opened = [
+        event
+        for event in run.run1_events
+        if isinstance(event, BreakerStateChanged) and event.to_state == "open"
+    ]
+
+    assert run.run1.result("broken_scanner").status == "error"
+    assert [event.breaker for event in opened] == ["options-flow"]
+    assert run.breaker_after_run1 == "open"
+    assert run.run2.result("broken_scanner").status == "circuit_open"
+    assert run.requests_in_run2("broken_scanner") == 0
+    assert run.requests["/v1/options/flow"] == run.settings.attempts  # run 1's, none after
+
+
+def test_run_2_was_answered_from_the_cache(demo):
+    run, _ = demo
+    for name in HEALTHY:
+        first, second = run.run1.result(name), run.run2.result(name)
+        assert second.status == "ok", name
+        assert second.cache_hits >= 1, name
+        assert len(second.candidates) == len(first.candidates), name
+        assert run.requests_in_run2(name) == 0, name
+
+
+def test_the_hung_scanner_timed_out_without_holding_up_the_run(demo):
+    run, _ = demo
+    result = run.run1.result("slow_scanner")
+    limit = run.settings.slow_timeout_seconds
+    others = max(r.duration for r in run.run1.results if r.name != "slow_scanner")
+
+    assert result.status == "timeout"
+    assert result.abandoned
+    assert limit * 0.9 <= result.duration < limit + 1.0
+    assert run.run1.duration < max(others, limit) + 1.0
+    assert run.run1.abandoned >= 1
+    assert run.threads_ended  # its thread returned once the simulator stopped
+
+
+def test_concurrent_was_faster_than_sequential(demo):
+    run, _ = demo
+    assert all(r.status == "ok" for r in (*run.concurrent.results, *run.sequential.results))
+    assert run.concurrent.duration < run.sequential.duration
+
+
+def test_the_events_are_typed(demo):
+    run, _ = demo
+    assert run.events.of(RetryScheduled)
+    assert all(not isinstance(event, dict) for event in run.events)
+
+
+# -- what it shows ----------------------------------------------------------------------------
+
+
+def test_the_demo_tells_what_happened(demo):
+    run, out = demo
+    # Live lines from the events, then the table.
     assert "Running 8 scanners concurrently (max 8 workers)..." in out
     assert "✓ market_movers: 6 candidates" in out
-    assert "⚠️ broken_scanner: HTTP 503 Service Unavailable" in out
+    assert "⚠ broken_scanner: ApiError: HTTP 503 Service Unavailable" in out
+    assert "↻ news_sentiment: ApiError: HTTP 429 Too Many Requests, retry 1 in" in out
+    assert "(Retry-After: 1s)" in out
+    assert "⊘ breaker options-flow: closed → open" in out
+    assert "✗ broken_scanner: gave up after 3 attempts: ApiError: HTTP 503" in out
+    assert "(attempts)" not in out
+    assert "⊘ broken_scanner: circuit open, not called" in out
+    assert "⏱ slow_scanner: timeout after 0.5s" in out
+    assert "thread abandoned" in out
+    assert "from cache" in out
+    assert "Running 6 scanners sequentially..." in out
     for column in ("scanner", "status", "candidates", "attempts", "duration"):
         assert column in out
-    # Retry after a 429, waiting for its Retry-After.
-    assert "↻ news_sentiment: HTTP 429 Too Many Requests, retry 1 in" in out
-    assert "(Retry-After: 1s)" in out
-    assert "✓ retry: 429" in out
-    assert "→ ok on attempt 2" in out
-    # Retry past the flaky 500s.
-    assert "✓ retry: 500   social_trending: 2 x HTTP 500 → ok on attempt 3" in out
-    # The breaker opens in run 1; run 2 does not call the service.
-    assert "⛔ breaker options-flow: closed → open" in out
-    assert "⛔ broken_scanner: circuit open, not called" in out
-    assert "✓ breaker" in out
-    assert "run 2: circuit_open in" in out
-    assert ", 0 requests" in out
-    # Run 2 answered from the cache.
-    assert "from cache" in out
-    assert "✓ cache        run 2: 6/6 healthy scanners answered from the cache with 0 new" in out
-    # The hung scanner times out; its thread is abandoned and returns at shutdown.
-    assert "⏱️ slow_scanner: timeout after 0.5s" in out
-    assert "thread abandoned" in out
-    assert "✓ timeout" in out
-    assert "all returned by shutdown" in out
-    # Concurrent vs sequential.
-    assert "Running 6 scanners sequentially..." in out
-    assert "✓ concurrency" in out
-    assert "faster)" in out
-    assert "all 6 layer effects observed" in out
+    # What each layer did: told, not judged.
+    told = out[out.index("What each layer did") :]
+    assert "retry        news_sentiment: HTTP 429 with Retry-After: 1 → waited" in told
+    assert f"retry        social_trending: 2 {TIMES} HTTP 500 → ok on attempt 3" in told
+    assert f"breaker      broken_scanner: 3 {TIMES} HTTP 503 → breaker options-flow open" in told
+    assert "cache        run 2: 6 of 6 healthy scanners answered from the cache, 0 new" in told
+    assert "timeout      slow_scanner: timeout at 0.5" in told
+    assert "concurrency  6 scanners: concurrent" in told
     assert "NOT OBSERVED" not in out
-    # The demo restores the application's logging configuration.
-    assert structlog.get_config()["processors"] == before
+    assert f"Report page of run 1: {run.page} (open it in a browser)" in out
 
 
-def test_demo_json_mode_writes_json_lines(capsys):
-    assert main(["demo", "--quick", "--json"]) == 0
-    lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+def test_the_demo_writes_the_report_page_of_run_1(demo):
+    run, _ = demo
+    assert run.page is not None
+    page = run.page.read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>")
+    for result in run.run1.results:
+        assert f'class="row" data-scanner="{result.name}" data-status="{result.status}"' in page
+
+
+def test_the_demo_restores_logging_and_hooks(demo):
+    assert RESTORED
+    for before, after in RESTORED:
+        assert after == before
+
+
+def test_demo_json_mode_writes_json_lines():
+    # Quicker than --quick: no 429 to wait a whole second for.
+    settings = replace(DemoSettings.quick(), rate_limited_requests=0, latency_scale=0.05)
+    out = io.StringIO()
+    run_demo(settings, json_output=True, out=out)
+    lines = [line for line in out.getvalue().splitlines() if line.strip()]
     records = [json.loads(line) for line in lines]  # every line is JSON
     events = [record["event"] for record in records]
 
@@ -88,16 +189,14 @@ def test_demo_json_mode_writes_json_lines(capsys):
     finished = {r["scanner"] for r in records if r["event"] == "scanner.finished"}
     assert {"market_movers", "news_sentiment", "slow_scanner", "broken_scanner"} <= finished
     retries = [r for r in records if r["event"] == "retry.scheduled"]
-    assert any(r["scanner"] == "news_sentiment" and r["retry_after"] == 1.0 for r in retries)
-    assert any(r["event"] == "breaker.state_changed" and r["to_state"] == "open" for r in records)
+    assert {r["scanner"] for r in retries} == {"social_trending", "broken_scanner"}
 
     summary = records[-1]
     assert summary["event"] == "demo.summary"
-    assert summary["ok"] is True
-    assert summary["failed"] == []
-    assert {check["layer"] for check in summary["checks"]} == {
-        "retry: 429",
-        "retry: 500",
+    assert summary["breakers_opened"] == ["options-flow"]
+    assert summary["report_page"] is None  # none unless asked for, in JSON mode
+    assert {entry["layer"] for entry in summary["story"]} == {
+        "retry",
         "breaker",
         "cache",
         "timeout",
@@ -109,19 +208,40 @@ def test_demo_json_mode_writes_json_lines(capsys):
     assert summary["requests"]["/v1/options/flow"] == 3  # run 1's attempts, none after
 
 
-def test_demo_fails_and_says_which_effect_was_not_observed():
-    # Without a rate-limited request there is no 429 to retry after.
-    settings = replace(DemoSettings.quick(), rate_limited_requests=0)
-    out = io.StringIO()
-    assert run_demo(settings, out=out) == 1
-    text = out.getvalue()
-    assert "✗ NOT OBSERVED: retry: 429" in text
-    assert "Demo FAILED" in text
-    assert "not observed: retry: 429" in text
-    assert "✓ breaker" in text  # the others were still observed
+@pytest.mark.parametrize(
+    ("option", "first_line"), [("--quick", b"resilient_scan demo\n"), ("--json", b'{"scanners": 8')]
+)
+def test_demo_piped_into_head_exits_quietly(tmp_path: Path, option: str, first_line: bytes):
+    # 7.16: `resilient-scan demo | head -1` printed a BrokenPipeError traceback.
+    process = subprocess.Popen(  # noqa: S603 - our own interpreter and command
+        [sys.executable, "-m", "resilient_scan.cli", "demo", "--quick", option, "--html", "p.html"],
+        cwd=tmp_path,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    with process:
+        assert process.stdout is not None
+        assert process.stderr is not None
+        first = process.stdout.readline()
+        process.stdout.close()
+        err = process.stderr.read()
+        status = process.wait(timeout=60)
+    assert first.startswith(first_line)
+    assert err == b""
+    assert status == 141
 
 
-# -- the simulator -------------------------------------------------------------------------
+# -- the simulator (public, in resilient_scan.testing) -------------------------------------------
+
+
+def _get(url: str, timeout: float = 5.0) -> tuple[int, dict[str, str], bytes]:
+    try:
+        with OPENER.open(url, timeout=timeout) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, dict(exc.headers), exc.read()
 
 
 def test_simulator_answers_like_the_services_it_stands_for():
