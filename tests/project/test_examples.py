@@ -27,7 +27,7 @@ def run_script(*args: str | Path, cwd: Path = EXAMPLES.parent) -> subprocess.Com
 def cli() -> list[str]:
     """The installed ``resilient-scan`` command, or the module if it is not on disk."""
     script = Path(sys.executable).with_name("resilient-scan")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "resilient_scan._cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "resilient_scan.cli"]
 
 
 def test_decorate_a_function():
@@ -35,7 +35,9 @@ def test_decorate_a_function():
     assert done.returncode == 0, done.stderr
     assert "first call: GME, NVDA, AMC, SMCI after 3 requests" in done.stdout
     assert "second call: answered from the cache (1 hit), still 3 requests in all" in done.stdout
-    assert done.stderr.count("retry.scheduled") == 2  # the two HTTP 500s
+    retries = [line for line in done.stderr.splitlines() if "↻" in line]
+    assert len(retries) == 2  # the two HTTP 500s
+    assert all("HTTP Error 500" in line for line in retries)
 
 
 def test_run_from_config():
@@ -53,7 +55,7 @@ def test_run_from_config():
 def test_pipeline_toml_runs_with_the_cli_from_any_directory(tmp_path):
     done = run_script(*cli(), "run", EXAMPLES / "pipeline.toml", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "⏱️ slow_fundamentals: timeout after 0.5s" in done.stdout
+    assert "⏱ slow_fundamentals: timeout after 0.5s" in done.stdout
     assert "○ crypto_correlation: skipped" in done.stdout
     assert "4 candidates, best first:" in done.stdout
 
