@@ -4,13 +4,15 @@ Times cross the wire as integer microseconds in decimal strings (well inside the
 Lua's doubles hold exactly), and every number a script writes back is formatted with
 ``%.17g``, so nothing is rounded to Lua's default 14 significant digits.
 
-A breaker is one hash, ``<namespace>:breaker:<name>``, with the fields:
+A breaker is one string, ``<namespace>:breaker:<name>``, absent while it is closed and
+has never counted a failure (so the happy path reads a missing key), else five fields
+joined by ``|``:
 
-- ``s``: ``closed`` (or absent), ``open``, or ``half-open`` (only when forced);
-- ``f``: consecutive failures counted while closed;
-- ``o``: when it last opened, in microseconds of the breakers' clocks;
-- ``t`` / ``u``: the half-open trial's lease: its holder's token, and until when it holds
-  (microseconds). A lease past ``u`` is free again: its holder is presumed dead.
+- the state: ``closed``, ``open``, or ``half-open`` (only when forced);
+- the consecutive failures counted while closed;
+- when it last opened, in microseconds of the breakers' clocks (empty: never);
+- the half-open trial's lease: its holder's token (empty: none), and until when it holds,
+  in microseconds. A lease past its end is free again: its holder is presumed dead.
 
 A rate limiter's key holds its GCRA "theoretical arrival time" in microseconds of Redis's
 own clock (``TIME``), with a ``PX`` expiry at the moment it stops mattering.
@@ -20,97 +22,124 @@ from __future__ import annotations
 
 from typing import Final
 
+#: Read and write a breaker's string (prepended to each breaker script).
+_BREAKER = """
+local function load()
+    local raw = redis.call('GET', KEYS[1])
+    if not raw then
+        return 'closed', 0, '', '', ''
+    end
+    local state, failures, opened, holder, held_until =
+        string.match(raw, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$')
+    return state, tonumber(failures), opened, holder, held_until
+end
+local function save(state, failures, opened, holder, held_until)
+    redis.call('SET', KEYS[1],
+               table.concat({state, tostring(failures), opened, holder, held_until}, '|'))
+end
+"""
+
 #: Take the half-open trial if it is free (the caller saw "open past its reset timeout").
 #: ARGV: now, reset timeout, lease end (all microseconds), token.
 #: Returns {"closed", failures} | {"open", opened_at} | {"busy"} | {"trial"}.
-ADMIT_TRIAL: Final = """
-local state, failures, opened, holder, held_until =
-    unpack(redis.call('HMGET', KEYS[1], 's', 'f', 'o', 't', 'u'))
+ADMIT_TRIAL: Final = (
+    _BREAKER
+    + """
+local state, failures, opened, holder, held_until = load()
 local now = tonumber(ARGV[1])
-if not state or state == 'closed' then
-    return {'closed', failures or '0'}
+if state == 'closed' then
+    return {'closed', tostring(failures)}
 end
 if state == 'open' and now < tonumber(opened) + tonumber(ARGV[2]) then
     return {'open', opened}
 end
-if holder and now < tonumber(held_until) then
+if holder ~= '' and now < tonumber(held_until) then
     return {'busy'}
 end
-redis.call('HSET', KEYS[1], 't', ARGV[4], 'u', ARGV[3])
+save(state, failures, opened, ARGV[4], ARGV[3])
 return {'trial'}
 """
+)
 
 #: A call failed. ARGV: now (microseconds), fail_max, the trial's token or "".
 #: Returns nil (no change of state) or {from, to, failures}.
-RECORD_FAILURE: Final = """
-local state, failures, holder = unpack(redis.call('HMGET', KEYS[1], 's', 'f', 't'))
+RECORD_FAILURE: Final = (
+    _BREAKER
+    + """
+local state, failures, opened, holder, held_until = load()
 if ARGV[3] ~= '' then
     if holder ~= ARGV[3] then
         return nil
     end
-    redis.call('HSET', KEYS[1], 's', 'open', 'o', ARGV[1])
-    redis.call('HDEL', KEYS[1], 't', 'u')
-    return {'half-open', 'open', failures or '0'}
+    save('open', failures, ARGV[1], '', '')
+    return {'half-open', 'open', tostring(failures)}
 end
-if state and state ~= 'closed' then
+if state ~= 'closed' then
     return nil
 end
-local count = redis.call('HINCRBY', KEYS[1], 'f', 1)
-if count >= tonumber(ARGV[2]) then
-    redis.call('HSET', KEYS[1], 's', 'open', 'o', ARGV[1])
-    redis.call('HDEL', KEYS[1], 't', 'u')
-    return {'closed', 'open', tostring(count)}
+failures = failures + 1
+if failures >= tonumber(ARGV[2]) then
+    save('open', failures, ARGV[1], '', '')
+    return {'closed', 'open', tostring(failures)}
 end
+save(state, failures, opened, holder, held_until)
 return nil
 """
+)
 
 #: A call succeeded. ARGV: the trial's token or "" (an ordinary call that saw failures).
 #: Returns nil or {from, to, failures}.
-RECORD_SUCCESS: Final = """
-local state, failures, holder = unpack(redis.call('HMGET', KEYS[1], 's', 'f', 't'))
+RECORD_SUCCESS: Final = (
+    _BREAKER
+    + """
+local state, failures, opened, holder, held_until = load()
 if ARGV[1] ~= '' then
     if holder ~= ARGV[1] then
         return nil
     end
-    redis.call('HSET', KEYS[1], 's', 'closed', 'f', '0')
-    redis.call('HDEL', KEYS[1], 't', 'u')
-    return {'half-open', 'closed', failures or '0'}
+    save('closed', 0, opened, '', '')
+    return {'half-open', 'closed', tostring(failures)}
 end
-if (not state or state == 'closed') and failures and failures ~= '0' then
-    redis.call('HSET', KEYS[1], 'f', '0')
+if state == 'closed' and failures ~= 0 then
+    save(state, 0, opened, holder, held_until)
 end
 return nil
 """
+)
 
 #: A call ended without a verdict: free the trial if *token* holds it. ARGV: token.
-RELEASE_TRIAL: Final = """
-if redis.call('HGET', KEYS[1], 't') == ARGV[1] then
-    redis.call('HDEL', KEYS[1], 't', 'u')
+RELEASE_TRIAL: Final = (
+    _BREAKER
+    + """
+local state, failures, opened, holder, held_until = load()
+if holder ~= '' and holder == ARGV[1] then
+    save(state, failures, opened, '', '')
 end
 return nil
 """
+)
 
 #: An operator set the state. ARGV: state, now (microseconds).
 #: Returns nil (already in that state) or {from, to, failures}.
-FORCE: Final = """
-local state, failures, holder = unpack(redis.call('HMGET', KEYS[1], 's', 'f', 't'))
-state = state or 'closed'
+FORCE: Final = (
+    _BREAKER
+    + """
+local state, failures, opened, holder, held_until = load()
 local previous = state
-if state == 'open' and holder then
+if state == 'open' and holder ~= '' then
     previous = 'half-open'
 end
-redis.call('HDEL', KEYS[1], 't', 'u')
-redis.call('HSET', KEYS[1], 's', ARGV[1])
 if ARGV[1] == 'open' then
-    redis.call('HSET', KEYS[1], 'o', ARGV[2])
+    save('open', failures, ARGV[2], '', '')
 else
-    redis.call('HSET', KEYS[1], 'f', '0')
+    save(ARGV[1], 0, opened, '', '')
 end
 if previous == ARGV[1] then
     return nil
 end
-return {previous, ARGV[1], failures or '0'}
+return {previous, ARGV[1], tostring(failures)}
 """
+)
 
 #: Give a cache load lease back, if *token* still holds it. ARGV: token.
 RELEASE_LEASE: Final = """

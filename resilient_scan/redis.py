@@ -11,11 +11,12 @@ your options and pass it to every policy::
 
 What each store keeps in Redis (all keys under ``<namespace>:``):
 
-- a breaker: one hash per breaker name (``breaker:<name>``) with its state, consecutive
-  failures, when it opened and the half-open trial's lease, all in microseconds. A call
-  through a closed breaker costs one round trip (``HMGET``); a success with no failures
-  to reset writes nothing; every change is one Lua script, so counts and the single
-  half-open trial hold across processes. The trial is a lease: if its holder dies, the
+- a breaker: one short string per breaker name (``breaker:<name>``) with its state,
+  consecutive failures, when it opened and the half-open trial's lease, times in
+  microseconds; no key at all while it is closed and has never failed. A call through a
+  closed breaker costs one round trip (``GET``); a success with no failures to reset
+  writes nothing; every change is one Lua script, so counts and the single half-open
+  trial hold across processes. The trial is a lease: if its holder dies, the
   next call after the lease ends takes it.
 - a cache: one string per entry (``cache:<name>:v:<digest>``) with a ``PX`` expiry, and a
   load lease per key (``cache:<name>:l:<digest>``) for single flight between processes.
@@ -94,7 +95,7 @@ RateLimitFallback = Literal["open", "closed", "local"]
 _UNAVAILABLE: Final = (redis.RedisError, OSError)
 
 _CLOSED_NO_FAILURES: Final = Admission("closed", CLOSED)
-_BREAKER_FIELDS: Final = ("s", "f", "o", "t", "u")
+_NEVER_FAILED: Final = ("closed", "0", "", "", "")
 _REDIS_ISSUED: Final = "r:"  # trial and lease tokens issued by Redis (others are local)
 _LOCAL_ISSUED: Final = "local:"
 _MAX_MICROS: Final = 10**15  # about 31 years: bounds waits given as "forever"
@@ -379,11 +380,11 @@ def _describe(client: redis.Redis) -> str:
 
 
 class RedisBreakerStore:
-    """A `BreakerStore` in one Redis hash, shared by every process that names the breaker.
+    """A `BreakerStore` in one Redis string, shared by every process that names the breaker.
 
-    Costs: a call through a closed breaker with no failures counted, one ``HMGET`` and
-    nothing on success; a failure, one script; a rejection while open, one ``HMGET``;
-    taking the half-open trial, one ``HMGET`` and one script. Falls back to a
+    Costs: a call through a closed breaker with no failures counted, one ``GET`` and
+    nothing on success; a failure, one script; a rejection while open, one ``GET``;
+    taking the half-open trial, one ``GET`` and one script. Falls back to a
     `MemoryBreakerStore` of this process while Redis is unavailable.
     """
 
@@ -416,11 +417,13 @@ class RedisBreakerStore:
                     self._local_outage = outage
         return self._local
 
-    def _fields(self) -> list[bytes | str | None]:
-        return cast(
-            "list[bytes | str | None]",
-            self._command("HMGET", self.key, *_BREAKER_FIELDS),
-        )
+    def _fields(self) -> tuple[str, ...]:
+        """State, failures, opened at, trial holder, trial until: one ``GET``."""
+        raw = self._command("GET", self.key)
+        if raw is None:
+            return _NEVER_FAILED
+        text = raw.decode() if isinstance(raw, bytes) else raw
+        return tuple(text.split("|"))
 
     def admit(self, *, now: float, reset_timeout: float, trial_lease: float) -> Admission:
         """Decide whether a call may run now (one round trip unless it takes the trial)."""
@@ -436,15 +439,19 @@ class RedisBreakerStore:
         return self._fallback().admit(now=now, reset_timeout=reset_timeout, trial_lease=trial_lease)
 
     def _admit(self, now: float, reset_timeout: float, trial_lease: float) -> Admission:
-        state, failures, opened, holder, held_until = self._fields()
-        if state is None or state in (b"closed", "closed"):
+        raw = self._command("GET", self.key)
+        if raw is None:  # the happy path: closed, and never a failure to reset
+            return _CLOSED_NO_FAILURES
+        text = raw.decode() if isinstance(raw, bytes) else raw
+        state, failures, opened, holder, held_until = text.split("|")
+        if state == CLOSED:
             return _closed(failures)
         now_us, reset_us = _micros(now), _micros(reset_timeout)
-        if state in (b"open", "open") and opened is not None:
+        if state == OPEN:
             reopens = int(opened) + reset_us
             if now_us < reopens:
                 return Admission("rejected", OPEN, retry_in=(reopens - now_us) / 1e6)
-        if holder is not None and held_until is not None and now_us < int(held_until):
+        if holder and now_us < int(held_until):
             return Admission("rejected", HALF_OPEN, retry_in=0.0)
         return self._take_trial(now_us, reset_us, now_us + _micros(trial_lease))
 
@@ -533,7 +540,7 @@ class RedisBreakerStore:
                 self._health.failed(exc, "snapshot")
             else:
                 self._health.answered(mode)
-                return _snapshot(_text(state), failures, opened, now, reset_timeout)
+                return _snapshot(state, failures, opened, now, reset_timeout)
         return self._fallback().snapshot(now=now, reset_timeout=reset_timeout)
 
     def force(self, state: str, *, now: float) -> Transition | None:
@@ -550,10 +557,9 @@ class RedisBreakerStore:
         return self._fallback().force(state, now=now)
 
 
-def _closed(failures: bytes | str | None) -> Admission:
-    if failures is None or failures in (b"0", "0"):
-        return _CLOSED_NO_FAILURES
-    return Admission("closed", CLOSED, int(failures))
+def _closed(failures: bytes | str) -> Admission:
+    count = int(failures)
+    return Admission("closed", CLOSED, count) if count else _CLOSED_NO_FAILURES
 
 
 def _transition(answer: Sequence[bytes | str] | None) -> Transition | None:
@@ -564,21 +570,16 @@ def _transition(answer: Sequence[bytes | str] | None) -> Transition | None:
 
 
 def _snapshot(
-    state: str | None,
-    failures: bytes | str | None,
-    opened: bytes | str | None,
-    now: float,
-    reset_timeout: float,
+    state: str, failures: str, opened: str, now: float, reset_timeout: float
 ) -> BreakerSnapshot:
-    opened_at = None if opened is None else int(opened) / 1e6
-    current = state or CLOSED
+    opened_at = int(opened) / 1e6 if opened else None
     retry_in = 0.0
-    if current == OPEN and opened_at is not None:
+    if state == OPEN and opened_at is not None:
         if now >= opened_at + reset_timeout:
-            current = HALF_OPEN
+            state = HALF_OPEN
         else:
             retry_in = opened_at + reset_timeout - now
-    return BreakerSnapshot(current, int(failures or 0), opened_at, retry_in)
+    return BreakerSnapshot(state, int(failures), opened_at, retry_in)
 
 
 # -- the cache -------------------------------------------------------------------------------

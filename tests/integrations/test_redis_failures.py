@@ -171,8 +171,9 @@ def test_while_redis_is_down_it_is_tried_at_most_once_per_probe_interval(
     attempts = log.connects - connects_before
     assert loop.errors == []
     assert loop.count() > 100
-    # One failed call, then one probe per 0.1 s: about 6 in 0.55 s, never one per call.
-    assert 2 <= attempts <= 8
+    # The 4 threads' first calls fail together, then one probe per 0.1 s: 4 + 5 or 6
+    # tries in 0.55 s, for hundreds of calls.
+    assert 5 <= attempts <= 4 + 7
 
 
 def test_the_breaker_opens_on_local_state_while_redis_is_down(redis_server: RedisServer):

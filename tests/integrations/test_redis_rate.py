@@ -95,10 +95,10 @@ def test_many_threads_with_their_own_clients_share_one_quota(redis_url: str, nam
     after = stores[0].reserve("q", now=0, interval=0.01, burst=1, max_wait=10.0)
     elapsed = time.monotonic() - started
     # Every one of the 80 permits was counted against the one quota: the 81st is 0.8 s
-    # after the first, wherever the clients were.
+    # after the first, wherever the clients were (less the time since the first).
     assert len(waits) == 80
-    assert after.wait == pytest.approx(0.80 - elapsed, abs=0.03)
-    assert max(waits) == pytest.approx(0.79, abs=elapsed + 0.01)
+    assert 0.80 - elapsed - 0.005 <= after.wait <= 0.80
+    assert 0.79 - elapsed - 0.005 <= max(waits) <= 0.79
 
 
 def test_the_key_expires_once_it_stops_mattering(backend: RedisBackend, raw: redis.Redis):
