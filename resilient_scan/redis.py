@@ -46,7 +46,6 @@ from __future__ import annotations
 import math
 import os
 import threading
-import weakref
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, Final, Literal, cast, get_args
 
@@ -55,8 +54,8 @@ from redis.backoff import NoBackoff
 from redis.commands.core import Script
 from redis.retry import Retry
 
-from . import _config, _settings
 from . import _redis_scripts as _lua
+from . import _settings
 from ._breaker import MemoryBreakerStore
 from ._clock import SYSTEM_CLOCK, Clock
 from ._errors import CacheEncodeError, ConfigError
@@ -122,7 +121,6 @@ def _text(value: bytes | str | None) -> str | None:
 # -- health: when to fall back, when to try again --------------------------------------------
 
 _DOWN, _UP, _PROBE = 0, 1, 2
-_HEALTHS: weakref.WeakSet[_Health] = weakref.WeakSet()
 
 
 class _Health:
@@ -134,7 +132,6 @@ class _Health:
     """
 
     __slots__ = (
-        "__weakref__",
         "backend",
         "clock",
         "down_since",
@@ -144,6 +141,7 @@ class _Health:
         "lock",
         "next_probe",
         "outages",
+        "pid",
     )
 
     def __init__(
@@ -155,17 +153,24 @@ class _Health:
         self.interval = interval
         self.clock = clock
         self.lock = threading.Lock()
+        self.pid = os.getpid()
         self.down_since: float | None = None
         self.next_probe = 0.0
         self.outages = 0
-        _HEALTHS.add(self)
+
+    def _locked(self) -> threading.Lock:
+        # Only the slow paths take the lock; in a forked child it may be held by a thread
+        # of the parent that does not exist there, so a child starts with a fresh one.
+        if self.pid != os.getpid():
+            self.lock, self.pid = threading.Lock(), os.getpid()
+        return self.lock
 
     def mode(self) -> int:
         """`_UP` (use Redis), `_PROBE` (try Redis: this caller probes) or `_DOWN`."""
         if self.down_since is None:
             return _UP
         now = self.clock.monotonic()
-        with self.lock:
+        with self._locked():
             since: float | None = self.down_since  # another thread may have ended it
             if since is None:
                 return _UP
@@ -183,7 +188,7 @@ class _Health:
     def failed(self, exc: BaseException, operation: str) -> None:
         """Redis failed *operation*: fall back (reporting it once per outage)."""
         now = self.clock.monotonic()
-        with self.lock:
+        with self._locked():
             self.next_probe = now + self.interval
             if self.down_since is not None:
                 return
@@ -206,25 +211,13 @@ class _Health:
         if mode != _PROBE:
             return
         now = self.clock.monotonic()
-        with self.lock:
+        with self._locked():
             since = self.down_since
             if since is None:
                 return
             self.down_since = None
         if wanted(BackendRecovered):
             emit(BackendRecovered(self.backend, self.layer, round(now - since, 3)))
-
-    def after_fork(self) -> None:
-        # A lock held by a thread of the parent would stay held in the child.
-        self.lock = threading.Lock()
-
-
-def _forget_locks_in_child() -> None:
-    for health in list(_HEALTHS):
-        health.after_fork()
-
-
-_config.on_fork_in_child(_forget_locks_in_child)
 
 
 # -- the backend -----------------------------------------------------------------------------
@@ -278,6 +271,7 @@ class RedisBackend:
             )
         self.rate_limit_fallback: RateLimitFallback = rate_limit_fallback
         self.clock = _settings.clock(clock, ("redis", "clock"))
+        self._owns_client = isinstance(client, str)
         self.client: redis.Redis = self._client(client)
         self.name: str = _describe(self.client)
         interval = self.probe_interval
@@ -320,9 +314,11 @@ class RedisBackend:
             )
         if isinstance(value, redis.Redis):
             return value
+        kind = type(value)
         raise ConfigError(
             ("redis", "client"),
-            f"must be a Redis URL or a redis.Redis client, got {type(value).__name__}",
+            "must be a Redis URL or a redis.Redis client (synchronous, one server), got"
+            f" {kind.__module__}.{kind.__qualname__}",
         )
 
     def __repr__(self) -> str:
@@ -355,7 +351,8 @@ class RedisBackend:
 
     def close(self) -> None:
         """Close the connections of a client this backend made (not of one passed in)."""
-        self.client.close()
+        if self._owns_client:
+            self.client.close()
 
 
 def _codec(value: object) -> Codec:
