@@ -92,6 +92,8 @@ RateLimitFallback = Literal["open", "closed", "local"]
 #: What counts as "Redis is unavailable": anything the client raises (refused, timed out,
 #: loading, read-only replica, out of memory...) and socket errors it did not wrap.
 _UNAVAILABLE: Final = (redis.RedisError, OSError)
+#: For the breaker, also a value it cannot read (written by something else under its key).
+_BREAKER_UNAVAILABLE: Final = (*_UNAVAILABLE, ValueError)
 
 _CLOSED_NO_FAILURES: Final = Admission("closed", CLOSED)
 _NEVER_FAILED: Final = ("closed", "0", "", "", "")
@@ -428,7 +430,7 @@ class RedisBreakerStore:
         if mode:
             try:
                 admission = self._admit(now, reset_timeout, trial_lease)
-            except _UNAVAILABLE as exc:
+            except _BREAKER_UNAVAILABLE as exc:
                 self._health.failed(exc, "admit")
             else:
                 self._health.answered(mode)
@@ -479,7 +481,7 @@ class RedisBreakerStore:
         if mode:
             try:
                 answer = self._record_success(keys=[self.key], args=[token or ""])
-            except _UNAVAILABLE as exc:
+            except _BREAKER_UNAVAILABLE as exc:
                 self._health.failed(exc, "record_success")
             else:
                 self._health.answered(mode)
@@ -501,7 +503,7 @@ class RedisBreakerStore:
                 answer = self._record_failure(
                     keys=[self.key], args=[_micros(now), fail_max, token or ""]
                 )
-            except _UNAVAILABLE as exc:
+            except _BREAKER_UNAVAILABLE as exc:
                 self._health.failed(exc, "record_failure")
             else:
                 self._health.answered(mode)
@@ -522,7 +524,7 @@ class RedisBreakerStore:
         if mode:
             try:
                 self._release_trial(keys=[self.key], args=[token])
-            except _UNAVAILABLE as exc:
+            except _BREAKER_UNAVAILABLE as exc:
                 self._health.failed(exc, "release")
             else:
                 self._health.answered(mode)
@@ -533,7 +535,7 @@ class RedisBreakerStore:
         if mode:
             try:
                 state, failures, opened, _, _ = self._fields()
-            except _UNAVAILABLE as exc:
+            except _BREAKER_UNAVAILABLE as exc:
                 self._health.failed(exc, "snapshot")
             else:
                 self._health.answered(mode)
@@ -546,7 +548,7 @@ class RedisBreakerStore:
         if mode:
             try:
                 answer = self._force(keys=[self.key], args=[state, _micros(now)])
-            except _UNAVAILABLE as exc:
+            except _BREAKER_UNAVAILABLE as exc:
                 self._health.failed(exc, "force")
             else:
                 self._health.answered(mode)

@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 import resilient_scan as rs
 from resilient_scan import _breaker
 from resilient_scan._storage import Admission, BreakerSnapshot, BreakerStore, Transition
+from resilient_scan.instrumentation import BackendUnavailable
 from resilient_scan.redis import RedisBackend, RedisBreakerStore
-from resilient_scan.testing import FakeClock
+from resilient_scan.testing import FakeClock, capture_events
 from tests.integrations.conftest import CountingFactory
 
 NOW = 1_000_000.0
@@ -240,6 +241,18 @@ def test_scripts_flushed_from_redis_are_loaded_again(backend: RedisBackend, raw:
     raw.script_flush()
     store.record_failure(admit(store, NOW), now=NOW, fail_max=3)
     assert store.snapshot(now=NOW, reset_timeout=RESET).failures == 2
+
+
+def test_a_value_it_cannot_read_makes_the_breaker_fall_back_not_fail(
+    backend: RedisBackend, raw: redis.Redis
+):
+    store = store_on(backend)
+    raw.set(store.key, b"written by something else")
+    with capture_events(BackendUnavailable) as events:
+        admission = admit(store, NOW)
+    assert admission.verdict == "closed"
+    [event] = events.of(BackendUnavailable)
+    assert (event.layer, event.operation, event.error_type) == ("breaker", "admit", "ValueError")
 
 
 # -- the policy on Redis ----------------------------------------------------------------------
