@@ -495,19 +495,23 @@ def ops_per_call(url: str) -> dict[str, tuple[float, float]]:
     return measured
 
 
-def hammer(start_at: float, url: str, namespace: str, seconds: float) -> tuple[int, int]:
-    """In a worker: 4 threads of breaker calls (happy path) + reservations, for *seconds*."""
+def hammer(start_at: float, url: str, namespace: str, seconds: float, what: str) -> tuple[int, int]:
+    """In a worker: 4 threads of breaker calls or of reservations, for *seconds*."""
     backend = RedisBackend(url, namespace=namespace)
     guarded = rs.circuit_breaker(storage=backend, name="api")(lambda: None)
     limiter = backend.rate_store("r", rs.SystemClock())
+
+    def reserve() -> None:
+        limiter.reserve("k", now=0.0, interval=1e-7, burst=1, max_wait=1.0)
+
+    call = guarded if what == "breaker" else reserve
     done = [0] * 4
 
     def body(n: int) -> None:
         end = start_at + seconds
         while time.time() < end:
-            guarded()
-            limiter.reserve("k", now=0.0, interval=1e-7, burst=1, max_wait=1.0)
-            done[n] += 2
+            call()
+            done[n] += 1
 
     threads = [threading.Thread(target=body, args=(n,)) for n in range(4)]
     _until(start_at)
@@ -518,22 +522,29 @@ def hammer(start_at: float, url: str, namespace: str, seconds: float) -> tuple[i
     return os.getpid(), sum(done)
 
 
-def capacity(pool: Pool, url: str, seconds: float) -> tuple[list[Row], list[str]]:
-    per_call = ops_per_call(url)
+def _usec(client: redis.Redis, command: str) -> tuple[int, int]:
+    stats: dict[str, dict[str, Any]] = client.info("commandstats")
+    found = stats.get(f"cmdstat_{command}", {"calls": 0, "usec": 0})
+    return int(found["calls"]), int(found["usec"])
+
+
+def redis_cpu(pool: Pool, url: str, seconds: float, what: str) -> tuple[float, float, float]:
+    """Redis CPU seconds per round trip of *what*, round trips/s reached, us inside."""
     client = redis.Redis.from_url(url)
+    command = "get" if what == "breaker" else "evalsha"
+    calls_before, usec_before = _usec(client, command)
     cpu_before = _cpu(client)
     started = time.time()
-    round_trips = sum(everywhere(pool, hammer, url, _namespace(), seconds))
+    round_trips = sum(everywhere(pool, hammer, url, _namespace(), seconds, what))
     wall = time.time() - started - 0.3
-    cpu_per_trip = (_cpu(client) - cpu_before) / round_trips
-    stats: dict[str, dict[str, Any]] = client.info("commandstats")
-    inside = ", ".join(
-        f"{name.removeprefix('cmdstat_').upper()} {stats[name]['usec_per_call']:.1f} us"
-        for name in ("cmdstat_get", "cmdstat_evalsha")
-        if name in stats
-    )
+    cpu = (_cpu(client) - cpu_before) / round_trips
+    calls, usec = _usec(client, command)
     client.close()
-    ceiling = 1.0 / cpu_per_trip
+    return cpu, round_trips / wall, (usec - usec_before) / max(1, calls - calls_before)
+
+
+def capacity(pool: Pool, url: str, seconds: float) -> tuple[list[Row], list[str]]:
+    per_call = ops_per_call(url)
     rows = [
         Row.context(
             f"  round trips per call: {name}",
@@ -543,32 +554,34 @@ def capacity(pool: Pool, url: str, seconds: float) -> tuple[list[Row], list[str]
         )
         for name, (trips, commands) in per_call.items()
     ]
-    rows.append(
-        Row.context(
-            "  Redis CPU per round trip under load (us)",
-            cpu_per_trip * 1e6,
-            f"{PROCESSES} processes x 4 threads, breaker GET + reservation EVALSHA for"
-            f" {seconds:g} s: {round_trips / wall:,.0f} round trips/s reached (the clients"
-            " share the machine's CPUs with Redis); Redis used_cpu_user+sys per round trip:"
-            f" one Redis core serves about {ceiling:,.0f} of these per second at this load"
-            f" (time inside each command, INFO commandstats usec_per_call: {inside})",
+    cost: dict[str, float] = {}
+    for what, label in (("breaker", "breaker check (GET)"), ("reserve", "reservation (script)")):
+        cpu, reached, inside = redis_cpu(pool, url, seconds, what)
+        cost[what] = cpu
+        rows.append(
+            Row.context(
+                f"  Redis CPU per {label} under load (us)",
+                cpu * 1e6,
+                f"{PROCESSES} processes x 4 threads for {seconds:g} s: {reached:,.0f}/s reached"
+                " (the clients share the machine's CPUs with Redis); INFO cpu used_cpu_user +"
+                f" used_cpu_sys per round trip; inside the command (commandstats) {inside:.1f} us",
+            )
         )
-    )
     fleet = 50 * 8
-    per_api_call = per_call["breaker, closed, success"][0] + per_call["rate limiter reservation"][0]
+    guarded = cost["breaker"] + cost["reserve"]
+    hit = cost["breaker"]  # a cache hit is one GET, like the breaker's check
     miss = per_call["cache miss, single flight (get, lease, set, release)"][0]
     notes = [
         (
-            f"capacity: one API call through breaker + rate limiter = {per_api_call:g} round"
-            f" trips; a cache hit = {per_call['cache hit'][0]:g}; a miss loaded once ="
-            f" {miss:g} + the call's"
+            f"capacity: one API call through breaker + rate limiter = 2 round trips,"
+            f" {guarded * 1e6:.0f} us of Redis CPU: one Redis core takes ~{1 / guarded:,.0f}"
+            f" such calls/s, i.e. ~{1 / guarded / fleet:,.0f}/s for each of {fleet} processes"
+            " (50 hosts x 8)"
         ),
         (
-            f"capacity: at {cpu_per_trip * 1e6:.1f} us of Redis CPU per round trip, one Redis"
-            f" core takes ~{ceiling:,.0f}/s: {fleet} processes (50 hosts x 8) can make"
-            f" ~{ceiling / fleet / per_api_call:,.0f} guarded calls/s each before Redis"
-            f" saturates (a 50/s shared quota itself costs ~{QUOTA * per_api_call:g}"
-            " round trips/s)"
+            f"capacity: a cache hit = 1 round trip, ~{hit * 1e6:.0f} us (~{1 / hit:,.0f}/s per"
+            f" core); a miss loaded once = {miss:g} round trips + the call's; a 50/s quota"
+            f" itself costs {QUOTA:g} reservations/s = {QUOTA * guarded * 100:.2f}% of one core"
         ),
     ]
     return rows, notes
