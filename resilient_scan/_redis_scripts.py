@@ -141,6 +141,18 @@ return {previous, ARGV[1], tostring(failures)}
 """
 )
 
+#: Take a cache load lease, unless a value is stored already. KEYS: value, lease.
+#: ARGV: token, milliseconds. Returns 1 (taken) or 0 (held by another, or not needed).
+TAKE_LEASE: Final = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+    return 0
+end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
+    return 1
+end
+return 0
+"""
+
 #: Give a cache load lease back, if *token* still holds it. ARGV: token.
 RELEASE_LEASE: Final = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then

@@ -294,6 +294,7 @@ class RedisBackend:
                 "RECORD_SUCCESS",
                 "RELEASE_TRIAL",
                 "FORCE",
+                "TAKE_LEASE",
                 "RELEASE_LEASE",
                 "RESERVE",
             )
@@ -600,9 +601,10 @@ class RedisCacheStore:
     `CacheEncodeError` from `set` and nothing is stored. While Redis is unavailable every
     `get` is a miss and `set` stores nothing (the call goes through uncached).
 
-    Single flight between processes: the loader takes a lease (``SET NX PX``) and the
-    others poll for the value (`wait_for`), returning as soon as it lands or the lease is
-    gone (the load failed, or its process died), and never later than their timeout.
+    Single flight between processes: the loader takes a lease (``SET NX PX``, in a script
+    that first checks no value is stored) and the others poll for the value (`wait_for`),
+    returning as soon as it lands or the lease is gone (the load failed, or its process
+    died), and never later than their timeout.
     Polling needs no connection per waiter and no listener thread, and cannot miss a value
     stored between a check and a subscription, as pub/sub can; its cost is one ``MGET``
     per waiting process every 2 to 50 ms.
@@ -617,6 +619,7 @@ class RedisCacheStore:
         self._client = backend.client
         self._command = _command(backend.client)
         self._health = backend.health("cache")
+        self._take_lease = backend.script("TAKE_LEASE")
         self._release_lease = backend.script("RELEASE_LEASE")
         # Exactly a value key of this cache: the digest is a fixed number of characters,
         # so the pattern cannot match another cache whose name extends this one's.
@@ -681,18 +684,21 @@ class RedisCacheStore:
             self._health.answered(mode)
 
     def lease(self, key: Hashable, seconds: float) -> str | None:
-        """Take *key*'s load lease for *seconds*: its token, or None if another holds it.
+        """Take *key*'s load lease for *seconds*: its token, or None if it is not needed.
 
-        While Redis is unavailable every caller gets a (local) token: each loads for itself.
+        None when another process holds the lease, or when a value is already stored (one
+        that landed since the caller's miss): either way, `wait_for` answers. Checking both
+        in one script closes the gap in which a caller that missed just before a load
+        finished would take the lease and load the key a second time. While Redis is
+        unavailable every caller gets a (local) token: each loads for itself.
         """
-        where = self.lease_key(key)
+        digest = key_digest(key)
         mode = self._health.mode()
         if mode:
             token = _REDIS_ISSUED + os.urandom(12).hex()
+            keys = [f"{self.prefix}v:{digest}", f"{self.prefix}l:{digest}"]
             try:
-                taken = self._command(
-                    "SET", where, token, "NX", "PX", max(1, math.ceil(seconds * 1000))
-                )
+                taken = self._take_lease(keys=keys, args=[token, max(1, math.ceil(seconds * 1000))])
             except _UNAVAILABLE as exc:
                 self._health.failed(exc, "lease")
             else:

@@ -299,6 +299,20 @@ def test_one_lease_per_key_until_released_by_its_holder(redis_url: str, namespac
     assert second.lease("k", 10) is not None
 
 
+def test_no_lease_once_a_value_is_stored_so_a_late_miss_does_not_load_again(
+    backend: RedisBackend,
+):
+    cache = cache_on(backend)
+    # A caller missed; before it asks for the lease, another process loads and stores.
+    assert cache.get("k") is MISSING
+    loader = cache.lease("k", 10)
+    assert loader is not None
+    cache.set("k", "loaded", 60)
+    cache.release("k", loader)
+    assert cache.lease("k", 10) is None
+    assert cache.wait_for("k", 5.0) == "loaded"
+
+
 def test_a_lease_expires_if_its_holder_never_gives_it_back(backend: RedisBackend):
     cache = cache_on(backend)
     assert cache.lease("k", 0.05) is not None
@@ -366,10 +380,11 @@ def test_a_client_that_decodes_responses_works_too(redis_url: str, namespace: st
     cache = cache_on(backend)
     cache.set("k", {"a": [1, "é"]}, 60)
     assert cache.get("k") == {"a": [1, "é"]}
-    token = cache.lease("k", 10)
+    assert cache.lease("k", 10) is None  # stored already
+    token = cache.lease("other", 10)
     assert token is not None
-    cache.release("k", token)
-    assert cache.lease("k", 10) is not None
+    cache.release("other", token)
+    assert cache.lease("other", 10) is not None
     store = backend.breaker_store("api", rs.SystemClock())
     for _ in range(2):
         store.record_failure(
