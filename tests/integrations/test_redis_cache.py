@@ -337,7 +337,7 @@ def test_wait_for_returns_the_value_another_process_stores(redis_url: str, names
     assert waiter.wait_for("k", 5.0) == {"v": 1}
     waited = time.monotonic() - started
     thread.join()
-    assert 0.1 <= waited < 0.1 + 0.2  # polls at most 50 ms apart
+    assert 0.1 <= waited < 0.1 + 0.4  # polls at most 50 ms apart (and a busy machine)
 
 
 def test_wait_for_gives_up_at_once_when_the_loader_gives_the_lease_back_empty(
@@ -349,7 +349,7 @@ def test_wait_for_gives_up_at_once_when_the_loader_gives_the_lease_back_empty(
     threading.Timer(0.05, cache.release, args=("k", token)).start()
     started = time.monotonic()
     assert cache.wait_for("k", 5.0) is MISSING
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 1.0  # of 5 s
 
 
 def test_wait_for_is_bounded_by_its_timeout(backend: RedisBackend):
@@ -357,7 +357,7 @@ def test_wait_for_is_bounded_by_its_timeout(backend: RedisBackend):
     assert cache.lease("k", 10) is not None
     started = time.monotonic()
     assert cache.wait_for("k", 0.15) is MISSING
-    assert 0.15 <= time.monotonic() - started < 0.4
+    assert 0.15 <= time.monotonic() - started < 0.6
 
 
 def test_wait_for_without_a_lease_or_value_returns_missing_in_one_round_trip(

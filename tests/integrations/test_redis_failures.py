@@ -150,7 +150,8 @@ def test_a_paused_redis_costs_a_call_at_most_its_timeout(redis_server: RedisServ
         loop.run_for(0.1)
 
     assert loop.errors == []
-    assert TIMEOUT <= loop.slowest < TIMEOUT + 0.3
+    # Bounded by the timeout (plus scheduling on a busy machine), not by redis-py's 5 s.
+    assert TIMEOUT <= loop.slowest < TIMEOUT + 0.5
     assert outages(events) == {"breaker": [("unavailable", "local_state"), ("recovered", "")]}
     assert events.of(BackendUnavailable)[0].error_type == "TimeoutError"
 
