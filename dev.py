@@ -49,7 +49,9 @@ def _run(*command: object, env: dict[str, str] | None = None) -> int:
 def _ensure_env(env: Path, requirements: list[str], stamp_extra: str = "") -> Path:
     """Create *env* if needed and install *requirements* when pyproject.toml changed."""
     python = _bin(env, "python")
-    digest = hashlib.sha256(PYPROJECT.read_bytes() + repr(requirements).encode() + stamp_extra.encode())
+    digest = hashlib.sha256(
+        PYPROJECT.read_bytes() + repr(requirements).encode() + stamp_extra.encode()
+    )
     stamp = env / ".installed"
     if python.exists() and stamp.exists() and stamp.read_text() == digest.hexdigest():
         return python

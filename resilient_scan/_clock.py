@@ -70,4 +70,4 @@ async def backoff_sleep_async(clock: Clock, seconds: float) -> None:
             await anyio.sleep(seconds)
             return
         clock.sleep(seconds)
-    await anyio.sleep(0)
+    await anyio.lowlevel.checkpoint()

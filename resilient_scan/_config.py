@@ -140,7 +140,9 @@ def _after_fork_in_child() -> None:
     # and text settings are kept (they are the application's choice); the rest starts over.
     WAITS.reset(keep_depth=True)
     _replace_runtime(
-        Runtime(dispatch=RUNTIME.dispatch, redact=RUNTIME.redact, message_limit=RUNTIME.message_limit)
+        Runtime(
+            dispatch=RUNTIME.dispatch, redact=RUNTIME.redact, message_limit=RUNTIME.message_limit
+        )
     )
     for hook in _FORK_HOOKS:
         hook()

@@ -46,7 +46,7 @@ class Deadline:
     def remaining(self) -> float:
         """Seconds left, never negative."""
         left = self.at - self.clock.monotonic()
-        return left if left > 0.0 else 0.0
+        return max(0.0, left)
 
     @property
     def expired(self) -> bool:

@@ -29,6 +29,8 @@ DEBUG, INFO, WARNING, ERROR = logging.DEBUG, logging.INFO, logging.WARNING, logg
 
 #: Every event class, by name (filled in as the classes are defined).
 EVENT_TYPES: dict[str, type[Event]] = {}
+#: The field names each class renders (every field but ``exception``), computed once.
+_RENDERED: dict[type[Event], tuple[str, ...]] = {}
 
 
 def _error_fields(exc: BaseException | None) -> tuple[str | None, str | None]:
@@ -43,8 +45,6 @@ class Event:
 
     name: ClassVar[str] = "event"
     level: ClassVar[int] = INFO
-    #: The field names rendered by `fields` (every field but ``exception``), per class.
-    _rendered: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls) -> None:
         """Register the event class by name."""
@@ -59,10 +59,12 @@ class Event:
 
     def fields(self) -> dict[str, Any]:
         """The event's fields as a flat mapping, as logs render them."""
-        rendered = type(self)._rendered
-        if not rendered:
-            rendered = tuple(f.name for f in fields(self) if f.name != "exception")
-            type(self)._rendered = rendered
+        kind = type(self)
+        rendered = _RENDERED.get(kind)
+        if rendered is None:
+            rendered = _RENDERED[kind] = tuple(
+                f.name for f in fields(self) if f.name != "exception"
+            )
         return {name: getattr(self, name) for name in rendered}
 
 
@@ -428,7 +430,7 @@ class ScanFinished(Event):
 
     def fields(self) -> dict[str, Any]:
         """Flat fields: a bare ``error`` count would clash with messages in log indexes."""
-        rendered = {
+        rendered: dict[str, Any] = {
             "duration": self.duration,
             "speedup": self.speedup,
             "candidates": self.candidates,

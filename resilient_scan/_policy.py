@@ -11,12 +11,13 @@ from __future__ import annotations
 import inspect
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from . import _settings
 from ._errors import ConfigError, KeyPart
 
-P = TypeVar("P", bound="Policy")
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 
 class Policy:
@@ -57,7 +58,7 @@ class Policy:
         )
 
     @classmethod
-    def from_mapping(cls: type[P], table: Mapping[str, Any], *path: KeyPart) -> P:
+    def from_mapping(cls, table: Mapping[str, Any], *path: KeyPart) -> Self:
         """Build the policy from a table of its settings; errors name ``path.key``.
 
         *path* is where the table sits (default: the policy's own name).
@@ -89,7 +90,7 @@ class Policy:
         return error
 
     @classmethod
-    def coerce(cls: type[P], value: object, *path: KeyPart) -> P | None:
+    def coerce(cls, value: object, *path: KeyPart) -> Self | None:
         """Read what `resilient` accepts for this layer: a policy, a table, a number, True, None."""
         if value is None or (value is False and cls.true_means_defaults):
             return None
@@ -105,7 +106,9 @@ class Policy:
                 return cls(**{cls.shorthand_field: value})
             except ConfigError as exc:
                 raise cls._rekeyed(exc, path) from None
-        raise ConfigError(path or (cls.kind,), f"must be {cls.accepts()}, got {_settings._show(value)}")  # noqa: SLF001
+        raise ConfigError(
+            path or (cls.kind,), f"must be {cls.accepts()}, got {_settings.show(value)}"
+        )
 
     @classmethod
     def accepts(cls) -> str:

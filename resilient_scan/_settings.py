@@ -49,15 +49,16 @@ def seconds(value: object, key: Key, *, allow_zero: bool = False) -> float:
         except OverflowError:
             number = math.inf
     else:
-        raise ConfigError(key, f"must be a number of seconds or a timedelta, got {_show(value)}")
+        raise ConfigError(key, f"must be a number of seconds or a timedelta, got {show(value)}")
     if math.isnan(number) or math.isinf(number):
-        raise ConfigError(key, f"must be a finite number of seconds, got {_show(value)}")
+        raise ConfigError(key, f"must be a finite number of seconds, got {show(value)}")
     if number < 0 or (number == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
-        raise ConfigError(key, f"must be {bound} seconds, got {_show(value)}")
+        raise ConfigError(key, f"must be {bound} seconds, got {show(value)}")
     if number > MAX_SECONDS:
         raise ConfigError(
-            key, f"must be at most {MAX_SECONDS:.0f} seconds (threading.TIMEOUT_MAX), got {_show(value)}"
+            key,
+            f"must be at most {MAX_SECONDS:.0f} seconds (threading.TIMEOUT_MAX), got {show(value)}",
         )
     return number
 
@@ -70,16 +71,16 @@ def optional_seconds(value: object, key: Key, *, allow_zero: bool = False) -> fl
 def integer(value: object, key: Key, *, minimum: int, maximum: int | None = None) -> int:
     """Return *value* if it is an int in range (bools are not), or raise `ConfigError`."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(key, f"must be an integer >= {minimum}, got {_show(value)}")
+        raise ConfigError(key, f"must be an integer >= {minimum}, got {show(value)}")
     if maximum is not None and value > maximum:
-        raise ConfigError(key, f"must be an integer <= {maximum}, got {_show(value)}")
+        raise ConfigError(key, f"must be an integer <= {maximum}, got {show(value)}")
     return value
 
 
 def number(value: object, key: Key, *, minimum: float = 0.0, exclusive: bool = True) -> float:
     """Return *value* as a finite float above (or at) *minimum*, or raise `ConfigError`."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(key, f"must be a number, got {_show(value)}")
+        raise ConfigError(key, f"must be a number, got {show(value)}")
     try:
         result = float(value)
     except OverflowError:
@@ -87,21 +88,21 @@ def number(value: object, key: Key, *, minimum: float = 0.0, exclusive: bool = T
     too_small = result <= minimum if exclusive else result < minimum
     if not math.isfinite(result) or too_small:
         bound = f"> {minimum:g}" if exclusive else f">= {minimum:g}"
-        raise ConfigError(key, f"must be a finite number {bound}, got {_show(value)}")
+        raise ConfigError(key, f"must be a finite number {bound}, got {show(value)}")
     return result
 
 
 def boolean(value: object, key: Key) -> bool:
     """Return *value* if it is a bool, or raise `ConfigError`."""
     if not isinstance(value, bool):
-        raise ConfigError(key, f"must be true or false, got {_show(value)}")
+        raise ConfigError(key, f"must be true or false, got {show(value)}")
     return value
 
 
 def text(value: object, key: Key) -> str:
     """Return *value* if it is a non-blank string, or raise `ConfigError`."""
     if not isinstance(value, str) or not value.strip():
-        raise ConfigError(key, f"must be a non-empty string, got {_show(value)}")
+        raise ConfigError(key, f"must be a non-empty string, got {show(value)}")
     return value
 
 
@@ -113,7 +114,7 @@ def optional_text(value: object, key: Key) -> str | None:
 def function(value: object, key: Key) -> Callable[..., Any]:
     """Return *value* if it is callable, or raise `ConfigError`."""
     if not callable(value):
-        raise ConfigError(key, f"must be callable, got {_show(value)}")
+        raise ConfigError(key, f"must be callable, got {show(value)}")
     return value
 
 
@@ -124,11 +125,14 @@ def optional_function(value: object, key: Key) -> Callable[..., Any] | None:
 
 def clock(value: object, key: Key) -> Clock:
     """Return *value* if it has ``monotonic``, ``time`` and ``sleep`` methods."""
-    missing = [name for name in ("monotonic", "time", "sleep") if not callable(getattr(value, name, None))]
+    missing = [
+        name for name in ("monotonic", "time", "sleep") if not callable(getattr(value, name, None))
+    ]
     if missing:
         raise ConfigError(
-            key, f"must be a clock with monotonic(), time() and sleep(), got {_show(value)}"
-            f" (no {', '.join(missing)})"
+            key,
+            f"must be a clock with monotonic(), time() and sleep(), got {show(value)}"
+            f" (no {', '.join(missing)})",
         )
     return value  # type: ignore[return-value]
 
@@ -136,14 +140,14 @@ def clock(value: object, key: Key) -> Clock:
 def mapping(value: object, key: Key) -> Mapping[str, Any]:
     """Return *value* if it is a mapping (a table of settings), or raise `ConfigError`."""
     if not isinstance(value, Mapping):
-        raise ConfigError(key, f"must be a table of settings, got {_show(value)}")
+        raise ConfigError(key, f"must be a table of settings, got {show(value)}")
     return value
 
 
 def decorated(func: object, policy: str) -> None:
     """Raise `ConfigError` unless *func* can be decorated (is callable)."""
     if not callable(func):
-        raise ConfigError((policy,), f"can only decorate a callable, got {_show(func)}")
+        raise ConfigError((policy,), f"can only decorate a callable, got {show(func)}")
 
 
 def close_matches(name: object, known: Iterable[str], *, cutoff: float = 0.75) -> list[str]:
@@ -176,7 +180,8 @@ def reject_typos(table: Mapping[Any, object], known: Iterable[str], key: Key) ->
         close = close_matches(name, known, cutoff=0.8)
         if close:
             raise ConfigError(
-                (*key, name), f"unknown key (did you mean {close[0]!r}?); known keys: {', '.join(sorted(known))}"
+                (*key, name),
+                f"unknown key (did you mean {close[0]!r}?); known keys: {', '.join(sorted(known))}",
             )
 
 
@@ -204,17 +209,17 @@ class ExceptionMatcher:
             for index, item in enumerate(value):
                 if not (isinstance(item, type) and issubclass(item, BaseException)):
                     raise ConfigError(
-                        (*key, index), f"tuple items must be exception types, got {_show(item)}"
+                        (*key, index), f"tuple items must be exception types, got {show(item)}"
                     )
             return cls(value, dotted, types=value)
         if isinstance(value, type):
             raise ConfigError(
-                key, f"must be an exception type or a predicate, got the class {_show(value)}"
+                key, f"must be an exception type or a predicate, got the class {show(value)}"
             )
         if callable(value):
             return cls(value, dotted, predicate=value)
         raise ConfigError(
-            key, f"must be an exception type, a tuple of them or a predicate, got {_show(value)}"
+            key, f"must be an exception type, a tuple of them or a predicate, got {show(value)}"
         )
 
     def matches(self, exc: BaseException, *, if_broken: bool, function: str = "") -> bool:
@@ -243,12 +248,12 @@ def exception_matchers(values: object, key: Key) -> tuple[ExceptionMatcher, ...]
         values = (values,)
     if not isinstance(values, Iterable) or isinstance(values, (str, bytes, Mapping)):
         raise ConfigError(
-            key, f"must be a tuple of exception types or predicates, got {_show(values)}"
+            key, f"must be a tuple of exception types or predicates, got {show(values)}"
         )
     return tuple(ExceptionMatcher.build(item, (*key, index)) for index, item in enumerate(values))
 
 
-def _show(value: object) -> str:
+def show(value: object) -> str:
     """``repr(value)``, short and safe: a hostile ``__repr__`` cannot break the error."""
     try:
         shown = repr(value)

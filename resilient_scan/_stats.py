@@ -136,7 +136,12 @@ class ScanRecorder:
     )
 
     def __init__(
-        self, scanner: str, pipeline: str | None = None, *, run_id: str = "", started: float | None = None
+        self,
+        scanner: str,
+        pipeline: str | None = None,
+        *,
+        run_id: str = "",
+        started: float | None = None,
     ) -> None:
         """Start recording for *scanner*, whose run began at *started* (`time.monotonic`)."""
         self.scanner = scanner

@@ -75,9 +75,14 @@ class Transition:
 
 @dataclass(frozen=True, slots=True)
 class BreakerSnapshot:
-    """A breaker's state for display: ``state`` as of now (open past its reset timeout
-    reads ``half-open``), consecutive ``failures``, when it last opened (wall-clock
-    seconds, or None), and ``retry_in`` seconds until a trial (0.0 unless open)."""
+    """A breaker's state for display.
+
+    Attributes:
+        state: As of now (open past its reset timeout reads ``half-open``).
+        failures: Consecutive failures counted while closed.
+        opened_at: When it last opened (wall-clock seconds), or None.
+        retry_in: Seconds until a trial may be admitted (0.0 unless open).
+    """
 
     state: str
     failures: int
@@ -234,5 +239,5 @@ def backend_for(value: object) -> StorageBackend | None:
     if looks_like_redis(value):
         from .redis import RedisBackend  # noqa: PLC0415 - an optional extra
 
-        return RedisBackend(value)
+        return RedisBackend(value)  # type: ignore[arg-type]  # a client or URL, checked above
     return None

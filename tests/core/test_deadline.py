@@ -57,9 +57,8 @@ def test_deadline_after_is_public_and_validated():
         assert 29 < remaining <= 30
         current = rs.current_deadline()
         assert current is not None
-    with pytest.raises(rs.ConfigError, match="deadline_after.seconds"):
-        with rs.deadline_after(-1):
-            pass
+    with pytest.raises(rs.ConfigError, match=r"deadline_after\.seconds"), rs.deadline_after(-1):
+        pass
 
 
 def test_the_deadline_follows_work_into_a_timeout_thread():

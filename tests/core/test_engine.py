@@ -5,6 +5,7 @@ import pytest
 
 import resilient_scan as rs
 from resilient_scan import _config
+from resilient_scan._deadline import Deadline
 from resilient_scan._engine import Call, Claim, DaemonPool
 from tests.helpers import wait_until
 
@@ -22,7 +23,9 @@ def test_a_claim_raced_by_many_threads_has_one_winner():
         wins: list[bool] = []
         barrier = threading.Barrier(8)
 
-        def race(claim: Claim = claim) -> None:
+        def race(
+            claim: Claim = claim, barrier: threading.Barrier = barrier, wins: list[bool] = wins
+        ) -> None:
             barrier.wait()
             wins.append(claim.take())
 
@@ -48,7 +51,7 @@ def test_a_call_returns_its_result_and_raises_its_error():
 def test_an_abandoned_call_is_counted_until_it_returns(release: threading.Event):
     pool = DaemonPool()
     before = rs.abandoned_threads()
-    call: Call[None] = pool.start_call("hangs", release.wait, (5,), {}, deadline=None)
+    call: Call[bool] = pool.start_call("hangs", release.wait, (5,), {}, deadline=None)
     assert not call.wait(0.01)
     assert call.abandon()
     assert rs.abandoned_threads() == before + 1
@@ -69,14 +72,13 @@ def test_pool_threads_are_daemons_and_are_reused():
     pool = DaemonPool()
     names: list[str] = []
     daemons: list[bool] = []
+
+    def who() -> None:
+        names.append(threading.current_thread().name)
+        daemons.append(threading.current_thread().daemon)
+
     for _ in range(5):
-        call = pool.start_call(
-            "who",
-            lambda: (names.append(threading.current_thread().name), daemons.append(threading.current_thread().daemon)),
-            (),
-            {},
-            deadline=None,
-        )
+        call = pool.start_call("who", who, (), {}, deadline=None)
         assert call.wait(5)
         time.sleep(0.005)  # the worker goes back to the idle list
     assert all(daemons)
@@ -86,7 +88,9 @@ def test_pool_threads_are_daemons_and_are_reused():
 
 def test_a_full_pool_fails_fast_naming_its_bound_and_the_hung_calls(release: threading.Event):
     pool = DaemonPool(max_threads=2)
-    calls = [pool.start_call("stuck_fetch", release.wait, (5,), {}, deadline=None) for _ in range(2)]
+    calls = [
+        pool.start_call("stuck_fetch", release.wait, (5,), {}, deadline=None) for _ in range(2)
+    ]
     for call in calls:
         assert call.abandon()
     with pytest.raises(rs.ThreadLimitError) as info:
@@ -102,14 +106,12 @@ def test_a_full_pool_fails_fast_naming_its_bound_and_the_hung_calls(release: thr
 
 
 def test_a_pool_setting_out_of_range_is_a_config_error():
-    with pytest.raises(rs.ConfigError, match="DaemonPool.max_threads"):
+    with pytest.raises(rs.ConfigError, match=r"DaemonPool\.max_threads"):
         DaemonPool(max_threads=0)
 
 
 def test_the_call_sees_the_callers_context_and_its_deadline():
     pool = DaemonPool()
-    from resilient_scan._deadline import Deadline
-
     call = pool.start_call("d", rs.time_remaining, (), {}, deadline=Deadline.after(3))
     assert call.wait(5)
     remaining = call.outcome()

@@ -4,7 +4,7 @@ import resilient_scan as rs
 from resilient_scan import _text
 
 
-class Nasty(Exception):
+class NastyError(Exception):
     def __str__(self) -> str:
         raise RuntimeError("no str")
 
@@ -13,8 +13,8 @@ class Nasty(Exception):
 
 
 def test_an_exception_whose_str_raises_still_has_a_description():
-    assert _text.describe_error(Nasty()) == "Nasty: <unprintable Nasty>"
-    assert _text.error_message(Nasty()) == "<unprintable Nasty>"
+    assert _text.describe_error(NastyError()) == "NastyError: <unprintable NastyError>"
+    assert _text.error_message(NastyError()) == "<unprintable NastyError>"
 
 
 def test_describe_error_keeps_the_type():
@@ -83,10 +83,10 @@ def test_a_traceback_has_no_local_variables():
         secret_local = password * 2  # noqa: F841 - a local the traceback must not show
         raise ValueError("bad")
 
-    password = "".join(["hun", "ter2"])  # not in the source text the traceback quotes
+    password = "hun" + str(len("ter2")) + "x"  # built at run time, so not in the quoted source
     try:
         fails(password)
     except ValueError as exc:
         text = _text.format_traceback(exc)
     assert "ValueError: bad" in text
-    assert "hunter2" not in text
+    assert password not in text

@@ -5,6 +5,8 @@ from __future__ import annotations
 import inspect
 import subprocess
 import sys
+import time
+from importlib.metadata import version
 
 import resilient_scan as rs
 
@@ -17,9 +19,7 @@ def test_all_is_sorted_unique_and_every_name_exists():
 
 def test_every_public_object_has_a_docstring():
     undocumented = [
-        name
-        for name in rs.__all__
-        if not name.isupper() and not inspect.getdoc(getattr(rs, name))
+        name for name in rs.__all__ if not name.isupper() and not inspect.getdoc(getattr(rs, name))
     ]
     assert undocumented == []
 
@@ -62,8 +62,6 @@ def test_error_hierarchy_matches_the_contract():
 
 
 def test_the_testing_aid_stops_backoff_sleeps():
-    import time
-
     calls = []
 
     @rs.retry(attempts=3, backoff=20, max_backoff=60, jitter=False)
@@ -81,8 +79,6 @@ def test_the_testing_aid_stops_backoff_sleeps():
 
 
 def test_the_version_comes_from_the_package_metadata():
-    from importlib.metadata import version
-
     assert rs.__version__ == version("resilient-scan")
 
 
