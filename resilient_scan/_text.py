@@ -17,7 +17,7 @@ from typing import Final
 from . import _config
 
 # Query and form parameters, and "name: value" / "name=value" pairs, whose values are secrets.
-_SECRET_NAMES: Final = (  # noqa: S105 - the names of secrets, not a secret
+_CREDENTIAL_NAMES: Final = (
     r"api[_-]?key|apikey|access[_-]?key|secret(?:[_-]?key)?|client[_-]?secret|token"
     r"|access[_-]?token|refresh[_-]?token|id[_-]?token|auth(?:orization)?|password|passwd"
     r"|pwd|session(?:[_-]?id)?|sig(?:nature)?|private[_-]?key|key"
@@ -30,13 +30,13 @@ _PATTERNS: Final = (
     # ?apikey=...&token=... (also in form bodies and "key=value" texts); a value ends at a
     # separator, or at ": " (an error message going on after the URL)
     (
-        re.compile(rf"(?i)(^|[?&;,\s\"'])((?:{_SECRET_NAMES})=)[^&\s\"',;]+?(?=:\s|[&\s\"',;]|$)"),
+        re.compile(rf"(?i)(^|[?&;,\s\"'])((?:{_CREDENTIAL_NAMES})=)[^&\s\"',;]+?(?=:\s|[&\s\"',;]|$)"),
         r"\1\2***",
     ),
     # "password": "..." / password: ... (JSON and header-like texts)
     (
         re.compile(
-            rf"(?i)([\"']?\b(?:{_SECRET_NAMES})[\"']?\s*:\s*[\"']?)(?!(?:bearer|basic)\s|\*\*\*)[^\s\"',;}}]+"
+            rf"(?i)([\"']?\b(?:{_CREDENTIAL_NAMES})[\"']?\s*:\s*[\"']?)(?!(?:bearer|basic)\s|\*\*\*)[^\s\"',;}}]+"
         ),
         r"\1***",
     ),
