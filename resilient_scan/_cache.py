@@ -148,10 +148,15 @@ class CachePolicy(Policy):
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         """Validate and store the settings."""
-        if storage is not None and not isinstance(storage, CacheStore) and backend_for(storage) is None:
+        if (
+            storage is not None
+            and not isinstance(storage, CacheStore)
+            and backend_for(storage) is None
+        ):
             raise ConfigError(
                 ("ttl_cache", "storage"),
-                f"must be a cache store, a storage backend or a Redis client or URL, got {storage!r}",
+                "must be a cache store, a storage backend or a Redis client or URL,"
+                f" got {_settings._show(storage)}",  # noqa: SLF001 - the settings' safe repr
             )
         self._assign(
             ttl=_settings.seconds(ttl, ("ttl_cache", "ttl")),
@@ -313,7 +318,9 @@ class Cache(Generic[R]):
         self.policy = policy
         self.ttl = policy.ttl
         self.clock = policy.clock
-        self.make_key: Callable[..., Hashable] = policy.key or cachetools.keys.hashkey
+        self.make_key: Callable[..., Hashable] = (
+            cachetools.keys.hashkey if policy.key is None else self._noting(policy.key)
+        )
         self.shared = isinstance(store, SharedCacheStore)
         # Guards flights, misses and completed; held for dictionary work only.
         self.lock = threading.Lock()
@@ -330,6 +337,11 @@ class Cache(Generic[R]):
     # -- the synchronous wrapper -----------------------------------------------------------
 
     def sync_wrapper(self, *, boundary: bool) -> Callable[..., R]:
+        """The function that calls through this cache (see `CachePolicy.wrap`)."""
+        cached_call = self._sync_call()
+        return self._sync_boundary(cached_call) if boundary else cached_call
+
+    def _sync_call(self) -> Callable[..., R]:
         cache = self
         name = self.name
         make_key = self.make_key
@@ -337,11 +349,7 @@ class Cache(Generic[R]):
         bump_hit = self.hits.bump
 
         def cached_call(*args: Any, **kwargs: Any) -> R:
-            try:
-                key = make_key(*args, **kwargs)
-            except Exception as exc:
-                cache.key_failed(exc)
-                raise
+            key = make_key(*args, **kwargs)
             seen = cache.completed
             try:
                 value = store_get(key)
@@ -354,20 +362,22 @@ class Cache(Generic[R]):
                 return cast("R", value)
             return cache.miss(key, seen, args, kwargs)
 
-        if not boundary:
-            return cached_call
+        return cached_call
+
+    def _sync_boundary(self, cached_call: Callable[..., R]) -> Callable[..., R]:
+        cache = self
+        name = self.name
+        make_key = self.make_key
+        store_get = self.store.get
+        bump_hit = self.hits.bump
 
         def call_at_boundary(*args: Any, **kwargs: Any) -> R:
             recorder = CURRENT_SCAN.get()
             if recorder is not None or wanted(CallFinished):
                 return cache.counted(recorder, cached_call, args, kwargs)
-            # Nobody counts or times this call: cached_call's body, inline (a hit is the
-            # hottest path there is, and a Python call costs a tenth of it).
-            try:
-                key = make_key(*args, **kwargs)
-            except Exception as exc:
-                cache.key_failed(exc)
-                raise
+            # Nobody counts or times this call: cached_call's body, inline, as a hit is
+            # the hottest path there is and one more Python call costs a tenth of it.
+            key = make_key(*args, **kwargs)
             seen = cache.completed
             try:
                 value = store_get(key)
@@ -427,7 +437,9 @@ class Cache(Generic[R]):
             # The load was interrupted (its leader's KeyboardInterrupt, say): one of its
             # waiters loads instead.
 
-    def lead(self, key: Hashable, flight: Flight, args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
+    def lead(
+        self, key: Hashable, flight: Flight, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> R:
         lease: str | None = None
         try:
             if self.shared:
@@ -443,7 +455,7 @@ class Cache(Generic[R]):
                 self.load_failed(flight, exc, started)
                 raise
             self.settle(key, flight, value, started)
-            return cast("R", value)
+            return value
         finally:
             if lease is not None:
                 self.release(key, lease)
@@ -495,7 +507,9 @@ class Cache(Generic[R]):
         if not isinstance(token, Held):
             return token, MISSING
         deadline = _deadline.current()
-        wait = self.policy.lease if deadline is None else min(deadline.remaining(), self.policy.lease)
+        wait = (
+            self.policy.lease if deadline is None else min(deadline.remaining(), self.policy.lease)
+        )
         started = self.clock.monotonic()
         try:
             value = store.wait_for(key, wait)
@@ -510,9 +524,12 @@ class Cache(Generic[R]):
         token = self.take_lease(key)
         return (None if isinstance(token, Held) else token), MISSING
 
-    def take_lease(self, key: Hashable) -> str | None | Held:
-        """The lease's token; `HELD` if another process holds it; None if the store failed
-        (then this process loads without one)."""
+    def take_lease(self, key: Hashable) -> str | Held | None:
+        """Take the shared store's lease on *key*.
+
+        Returns its token; `HELD` if another process holds it; None if the store failed
+        (then this process loads without one).
+        """
         store = cast("SharedCacheStore", self.store)
         try:
             token = store.lease(key, self.policy.lease)
@@ -533,14 +550,26 @@ class Cache(Generic[R]):
 
     # -- shared by the sync and async wrappers ---------------------------------------------
 
-    def key_failed(self, exc: Exception) -> None:
-        """Say on *exc* that it came from this cache's key function (its type is kept)."""
-        key_function = callable_name(self.make_key)
-        add_note(
-            exc,
-            f"resilient_scan: raised by the key= function {key_function} of the ttl_cache"
-            f" on {self.name}, while building the cache key of a call of {self.name}",
+    def _noting(self, key_function: Callable[..., Hashable]) -> Callable[..., Hashable]:
+        """*key_function*, whose exceptions say which cache and function they came from.
+
+        The exception keeps its type, so the caller's ``except`` clauses still work; a note
+        (shown under the traceback) names the key function, the cache and the function.
+        """
+        note = (
+            f"resilient_scan: raised by the key= function {callable_name(key_function)} of"
+            f" the ttl_cache on {self.name}, while building the cache key of a call of"
+            f" {self.name}"
         )
+
+        def make_key(*args: Any, **kwargs: Any) -> Hashable:
+            try:
+                return key_function(*args, **kwargs)
+            except Exception as exc:
+                add_note(exc, note)
+                raise
+
+        return make_key
 
     def lookup(self, key: Hashable) -> Any:
         """The stored value of *key*, or `MISSING` (a store that fails is a miss)."""
@@ -689,8 +718,11 @@ class Cache(Generic[R]):
         )
 
     def forget_loads(self) -> None:
-        """After a fork: the loads in flight belong to the parent's threads, and its locks
-        may be held by threads the child does not have."""
+        """Forget the loads in flight and their locks (in a child process, after a fork).
+
+        The loads belong to the parent's threads, which the child does not have, and a
+        lock one of them held would stay held.
+        """
         self.lock = threading.Lock()
         self.write_lock = threading.Lock()
         self.hits.forget_lock()

@@ -42,17 +42,18 @@ SHARED_POLL_MAX = 0.1
 
 def async_wrapper(cache: Cache[Any], *, boundary: bool) -> Callable[..., Any]:
     """The coroutine function that calls through *cache* (see the module's docstring)."""
+    cached_call = _cached_call(cache)
+    return _boundary(cache, cached_call) if boundary else cached_call
+
+
+def _cached_call(cache: Cache[Any]) -> Callable[..., Any]:
     name = cache.name
     make_key = cache.make_key
     store_get = cache.store.get
     bump_hit = cache.hits.bump
 
     async def cached_call(*args: Any, **kwargs: Any) -> Any:
-        try:
-            key = make_key(*args, **kwargs)
-        except Exception as exc:
-            cache.key_failed(exc)
-            raise
+        key = make_key(*args, **kwargs)
         seen = cache.completed
         try:
             value = store_get(key)
@@ -65,9 +66,10 @@ def async_wrapper(cache: Cache[Any], *, boundary: bool) -> Callable[..., Any]:
             return value
         return await _miss(cache, key, seen, args, kwargs)
 
-    if not boundary:
-        return cached_call
+    return cached_call
 
+
+def _boundary(cache: Cache[Any], cached_call: Callable[..., Any]) -> Callable[..., Any]:
     async def call_at_boundary(*args: Any, **kwargs: Any) -> Any:
         recorder = CURRENT_SCAN.get()
         if recorder is None and not wanted(CallFinished):
@@ -78,7 +80,7 @@ def async_wrapper(cache: Cache[Any], *, boundary: bool) -> Callable[..., Any]:
         except Exception as exc:
             cache.call_finished(recorder, started, exc)
             raise
-        except BaseException:
+        except BaseException:  # a cancellation: never a failure
             cache.call_interrupted(recorder)
             raise
         cache.call_finished(recorder, started, None)
@@ -112,7 +114,7 @@ async def _miss(
             seen = cache.completed
         if leads:
             assert flight is not None  # noqa: S101 - made just above
-            return await _lead(cache, key, flight_key, flight, args, kwargs)
+            return await _lead(cache, key, flight_key, flight, (args, kwargs))
         if flight is None:
             looks += 1
             value = cache.lookup(key)
@@ -130,9 +132,9 @@ async def _lead(
     key: Hashable,
     flight_key: Hashable,
     flight: Flight,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
+    arguments: tuple[tuple[Any, ...], dict[str, Any]],
 ) -> Any:
+    args, kwargs = arguments
     lease: str | None = None
     try:
         if cache.shared:
@@ -250,4 +252,3 @@ async def _lease_or_wait(cache: Cache[Any], key: Hashable) -> tuple[str | None, 
             break
     cache.check_deadline(deadline, wait, started)
     return None, MISSING
-
