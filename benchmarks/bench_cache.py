@@ -1,8 +1,10 @@
 """Cache benchmarks: `rs.ttl_cache` next to cachetools, the cache people compare it with.
 
 1. Hit: ``rs.ttl_cache(ttl=60)`` vs cachetools' unlocked ``cached(TTLCache)`` on the same
-   function and key; target ratio <= 1.3. cachetools with ``lock=`` (what thread-safe use
-   needs) and the hit through ``resilient(cache, retry, breaker, timeout)`` as context.
+   function and key; target ratio <= 1.3. As context: the same hit with no hooks at all
+   (what the hit costs apart from asking the log hook about debug events), cachetools with
+   ``lock=`` (what thread-safe use needs), and the hit through
+   ``resilient(cache, retry, breaker, timeout)``.
 2. Miss: a new key on every call (the caches are full, so each miss also evicts) vs a
    cachetools miss; target ratio <= 1.5.
 3. Stampede: 16 threads miss on one key at once, the body sleeps 50 ms; how many times the
@@ -30,16 +32,19 @@ import cachetools
 from _common import (  # benchmarks/ is on sys.path when a benchmark runs as a script
     Row,
     Samples,
-    compare_calls,
+    calibrate,
     configure_structlog,
+    interleaved,
     log_summary,
     ms,
+    per_call,
     print_report,
     run_threads,
     us,
 )
 
 import resilient_scan as rs
+from resilient_scan.instrumentation import set_hooks
 
 MICRO_ROUNDS = 15
 STAMPEDE_ROUNDS = 3
@@ -63,6 +68,22 @@ def _ttl_cache() -> cachetools.TTLCache[Any, Any]:
     return cachetools.TTLCache(maxsize=MAXSIZE, ttl=60)
 
 
+def _sampler(func: Callable[[], object], hooks: list[Any] | None) -> Callable[[], float]:
+    """A sampler of *func* that runs with *hooks* (None: the default, production logging)."""
+    set_hooks(hooks)
+    calls = calibrate(func)
+    set_hooks(None)
+
+    def sample() -> float:
+        set_hooks(hooks)
+        try:
+            return per_call(func, calls)
+        finally:
+            set_hooks(None)
+
+    return sample
+
+
 def cache_hit(rounds: int) -> list[Row]:
     """Benchmark 1: a hit of rs.ttl_cache vs an unlocked cachetools hit."""
     ours = rs.ttl_cache(ttl=60, maxsize=MAXSIZE)(work)
@@ -71,17 +92,19 @@ def cache_hit(rounds: int) -> list[Row]:
     locked = cachetools.cached(_ttl_cache(), lock=threading.Lock())(work)
     for func in (ours, stack, bare, locked):  # fill each cache: every measured call is a hit
         func(1)
-    samples = compare_calls(
+    samples = interleaved(
         {
-            "rs.ttl_cache": lambda: ours(1),
-            "resilient": lambda: stack(1),
-            "cachetools": lambda: bare(1),
-            "cachetools+lock": lambda: locked(1),
+            "rs.ttl_cache": _sampler(lambda: ours(1), None),
+            "rs.ttl_cache, no hooks": _sampler(lambda: ours(1), []),
+            "resilient": _sampler(lambda: stack(1), None),
+            "cachetools": _sampler(lambda: bare(1), None),
+            "cachetools+lock": _sampler(lambda: locked(1), None),
         },
         rounds,
     )
-    mine, full, stock, with_lock = (
+    mine, unobserved, full, stock, with_lock = (
         samples["rs.ttl_cache"],
+        samples["rs.ttl_cache, no hooks"],
         samples["resilient"],
         samples["cachetools"],
         samples["cachetools+lock"],
@@ -94,6 +117,13 @@ def cache_hit(rounds: int) -> list[Row]:
     )
     return [
         Row.check("cache hit: rs.ttl_cache / cachetools", mine.best / stock.best, 1.3, detail),
+        Row.context(
+            "cache hit, no hooks at all: rs.ttl_cache / cachetools",
+            unobserved.best / stock.best,
+            f"per hit: rs.ttl_cache with set_hooks([]) {_pair(unobserved)}: the same hit when"
+            " no hook is registered, so wanted(CacheHit) and wanted(CallFinished) answer"
+            " without asking a log hook whether debug events would be logged",
+        ),
         Row.context(
             "cache hit: cachetools lock= / cachetools",
             with_lock.best / stock.best,
@@ -117,14 +147,19 @@ def cache_miss(rounds: int) -> list[Row]:
     for _ in range(2 * MAXSIZE):  # fill both: every measured miss evicts an entry too
         ours(next(ours_keys))
         bare(next(bare_keys))
-    samples = compare_calls(
+    samples = interleaved(
         {
-            "rs.ttl_cache": lambda: ours(next(ours_keys)),
-            "cachetools": lambda: bare(next(bare_keys)),
+            "rs.ttl_cache": _sampler(lambda: ours(next(ours_keys)), None),
+            "rs.ttl_cache, no hooks": _sampler(lambda: ours(next(ours_keys)), []),
+            "cachetools": _sampler(lambda: bare(next(bare_keys)), None),
         },
         rounds,
     )
-    mine, stock = samples["rs.ttl_cache"], samples["cachetools"]
+    mine, unobserved, stock = (
+        samples["rs.ttl_cache"],
+        samples["rs.ttl_cache, no hooks"],
+        samples["cachetools"],
+    )
     info = ours.cache_info()
     detail = (
         f"per miss: rs.ttl_cache {_pair(mine)}; cachetools.cached(TTLCache) {_pair(stock)}; "
@@ -132,7 +167,14 @@ def cache_miss(rounds: int) -> list[Row]:
         f"{MAXSIZE} (rs.ttl_cache currsize {info.currsize}, hits {info.hits}); "
         f"best of {rounds} interleaved rounds"
     )
-    return [Row.check("cache miss: rs.ttl_cache / cachetools", mine.best / stock.best, 1.5, detail)]
+    return [
+        Row.check("cache miss: rs.ttl_cache / cachetools", mine.best / stock.best, 1.5, detail),
+        Row.context(
+            "cache miss, no hooks at all: rs.ttl_cache / cachetools",
+            unobserved.best / stock.best,
+            f"per miss: rs.ttl_cache with set_hooks([]) {_pair(unobserved)}",
+        ),
+    ]
 
 
 Decorator = Callable[[Callable[[str], str]], Callable[[str], str]]

@@ -351,6 +351,7 @@ class Cache(Generic[R]):
         def cached_call(*args: Any, **kwargs: Any) -> R:
             key = make_key(*args, **kwargs)
             seen = cache.completed
+            value: R  # the store's Any, unchecked: typing.cast would cost a call per hit
             try:
                 value = store_get(key)
             except Exception as exc:
@@ -359,7 +360,7 @@ class Cache(Generic[R]):
                 bump_hit()
                 if wanted(CacheHit):
                     emit(CacheHit(name, name))
-                return cast("R", value)
+                return value
             return cache.miss(key, seen, args, kwargs)
 
         return cached_call
@@ -379,6 +380,7 @@ class Cache(Generic[R]):
             # the hottest path there is and one more Python call costs a tenth of it.
             key = make_key(*args, **kwargs)
             seen = cache.completed
+            value: R  # the store's Any, unchecked: typing.cast would cost a call per hit
             try:
                 value = store_get(key)
             except Exception as exc:
@@ -387,7 +389,7 @@ class Cache(Generic[R]):
                 bump_hit()
                 if wanted(CacheHit):
                     emit(CacheHit(name, name))
-                return cast("R", value)
+                return value
             return cache.miss(key, seen, args, kwargs)
 
         return call_at_boundary

@@ -60,9 +60,9 @@ class MemoryCacheStore:
     def get(self, key: Hashable) -> Any:
         """Return the live value stored under *key*, or `MISSING` (no lock taken)."""
         entry = self._entries.get(key)
-        if entry is not None and self._now() < entry[_EXPIRES]:
-            entry[_USED] = True
-            return entry[_VALUE]
+        if entry is not None and self._now() < entry[1]:  # _EXPIRES, as a literal: hot path
+            entry[2] = True  # _USED
+            return entry[0]  # _VALUE
         return MISSING
 
     def set(self, key: Hashable, value: Any, ttl: float) -> None:
