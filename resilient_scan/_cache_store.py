@@ -83,7 +83,9 @@ class MemoryCacheStore:
         entries, ring = self._entries, self._ring
         while ring:
             key = ring.popleft()
-            entry = entries[key]
+            entry = entries.get(key)
+            if entry is None:  # only after a fork in the middle of a parent thread's set
+                continue
             if entry[_USED] and now < entry[_EXPIRES]:
                 entry[_USED] = False  # read since the hand last came by: a second chance
                 ring.append(key)
