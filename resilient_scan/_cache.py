@@ -369,6 +369,8 @@ class Cache(Generic[R]):
                 leads = flight is None and (self.completed == seen or looks > MAX_LOOKS)
                 if leads:
                     flight = self.flights[key] = Flight(threading.get_ident(), self.generation)
+                    if not self.shared:
+                        self.misses += 1
                 seen = self.completed
             if leads:
                 assert flight is not None  # noqa: S101 - made just above
@@ -398,7 +400,7 @@ class Cache(Generic[R]):
                     flight.value, flight.ok = value, True
                     self.hit(coalesced=True)
                     return cast("R", value)
-            started = self.loading()
+            started = self.loading(counted=not self.shared)
             try:
                 value = self.func(*args, **kwargs)
             except BaseException as exc:
@@ -545,10 +547,16 @@ class Cache(Generic[R]):
         if wanted(CacheHit):
             emit(CacheHit(self.name, self.name, coalesced))
 
-    def loading(self) -> float:
-        """Count the miss this call loads for; return when the load starts."""
-        with self.lock:
-            self.misses += 1
+    def loading(self, *, counted: bool) -> float:
+        """Report the miss this call loads for (count it unless *counted*); return the start.
+
+        A cache on a store of this process counts the miss when the load takes its place
+        in flight (under the same lock); on a shared store it counts it here, once it is
+        sure to load: a value another process loaded meanwhile is a hit.
+        """
+        if not counted:
+            with self.lock:
+                self.misses += 1
         if wanted(CacheMiss):
             emit(CacheMiss(self.name, self.name))
         return self.clock.monotonic()

@@ -111,6 +111,8 @@ async def _miss(
             leads = flight is None and (cache.completed == seen or looks > MAX_LOOKS)
             if leads:
                 flight = cache.flights[flight_key] = Flight(task, cache.generation)
+                if not cache.shared:
+                    cache.misses += 1
             seen = cache.completed
         if leads:
             assert flight is not None  # noqa: S101 - made just above
@@ -143,7 +145,7 @@ async def _lead(
                 flight.value, flight.ok = value, True
                 cache.hit(coalesced=True)
                 return value
-        started = cache.loading()
+        started = cache.loading(counted=not cache.shared)
         try:
             value = await cache.func(*args, **kwargs)
         except BaseException as exc:
@@ -162,7 +164,7 @@ async def _load_alone(
 ) -> Any:
     """A miss outside asyncio: load and store, without coalescing."""
     flight = Flight(None, cache.generation)
-    started = cache.loading()
+    started = cache.loading(counted=False)
     try:
         value = await cache.func(*args, **kwargs)
     except BaseException as exc:
