@@ -226,7 +226,7 @@ async def _wait_for(waiter: asyncio.Event, seconds: float) -> bool:
 
 
 async def _lease_or_wait(cache: Cache[Any], key: Hashable) -> tuple[str | None, Any]:
-    """`_Cache.lease_or_wait` without blocking the loop: look at the store now and then.
+    """`Cache.lease_or_wait` without blocking the loop: look at the store now and then.
 
     The store's ``wait_for`` blocks its thread, so a coroutine polls ``get`` instead (every
     5 ms, doubling up to 100 ms), and tries the lease again in between: when the process
@@ -242,7 +242,12 @@ async def _lease_or_wait(cache: Cache[Any], key: Hashable) -> tuple[str | None, 
     started = clock.monotonic()
     pause = SHARED_POLL_FIRST
     while True:
-        await asyncio.sleep(pause)
+        left = wait - (clock.monotonic() - started)
+        if deadline is not None:
+            left = min(left, deadline.remaining())
+        if left <= 0:
+            break
+        await asyncio.sleep(min(pause, left))
         pause = min(pause * 2, SHARED_POLL_MAX)
         value = cache.lookup(key)
         if value is not MISSING:
@@ -250,7 +255,5 @@ async def _lease_or_wait(cache: Cache[Any], key: Hashable) -> tuple[str | None, 
         token = cache.take_lease(key)
         if not isinstance(token, Held):
             return token, MISSING
-        if clock.monotonic() - started >= wait or (deadline is not None and deadline.expired):
-            break
     cache.check_deadline(deadline, wait, started)
     return None, MISSING

@@ -233,3 +233,21 @@ def test_coroutines_of_several_processes_load_a_key_once():
     assert asyncio.run(main()) == ["AAPL-quote"] * (PROCESSES * THREADS)
     assert loads.count == 1
     assert "wait_for" not in store.operations  # coroutines look now and then, never block
+
+
+def test_a_coroutine_waiting_for_another_process_stops_at_its_deadline():
+    store = SharedDictStore()
+    assert store.lease(("AAPL",), 60.0) is not None  # another process is loading, for long
+
+    @rs.ttl_cache(ttl=60, storage=store)
+    async def quote(symbol: str) -> str:
+        return f"{symbol}-quote"
+
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        with pytest.raises(rs.ScanTimeout), rs.deadline_after(0.03):
+            await quote("AAPL")
+        return loop.time() - began
+
+    assert asyncio.run(main()) < 1.0
