@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 import resilient_scan as rs
+from resilient_scan._storage import MISSING
 from resilient_scan.testing import FakeClock
 
 THREADS = 16
@@ -232,15 +233,17 @@ class DictStore:
         self.data: dict[Hashable, object] = {}
         self.fail_get = fail_get
         self.fail_set = fail_set
+        self.ttls: list[float] = []
 
-    def get(self, key: Hashable, default: object) -> object:
+    def get(self, key: Hashable) -> object:
         if self.fail_get:
             raise ConnectionError("cache server down")
-        return self.data.get(key, default)
+        return self.data.get(key, MISSING)
 
-    def set(self, key: Hashable, value: object) -> None:
+    def set(self, key: Hashable, value: object, ttl: float) -> None:
         if self.fail_set:
             raise ConnectionError("cache server down")
+        self.ttls.append(ttl)
         self.data[key] = value
 
     def clear(self) -> None:
@@ -252,9 +255,10 @@ class DictStore:
 
 def test_a_custom_store_is_used_even_while_it_is_empty():
     store = DictStore()
-    cached = rs.ttl_cache(ttl=60, store=store)(lambda x: x * 2)
+    cached = rs.ttl_cache(ttl=60, storage=store)(lambda x: x * 2)
     assert cached(2) == 4
     assert store.data == {(2,): 4}
+    assert store.ttls == [60.0]  # the policy's TTL goes to the store with the value
     assert cached(2) == 4
     assert cached.cache_info().hits == 1
 
@@ -265,7 +269,7 @@ def test_a_failing_store_costs_the_caching_not_the_call(failing: str):
     release = threading.Event()
     calls = []
 
-    @rs.ttl_cache(ttl=60, store=store)
+    @rs.ttl_cache(ttl=60, storage=store)
     def slow(x: int) -> str:
         calls.append(x)
         release.wait(5)
