@@ -243,6 +243,18 @@ class PybreakerStorage(LocalBreakerStore):
         super().__init__()
         self.storage = storage
 
+    @classmethod
+    def of(cls, storage: Any) -> PybreakerStorage:
+        """The one adapter of *storage* in this process: breakers on it share its trial."""
+        with _ADAPTERS_LOCK:
+            try:
+                adapter = _ADAPTERS.get(storage)
+            except TypeError:  # neither hashable nor weakly referable: an adapter of its own
+                return cls(storage)
+            if adapter is None:
+                adapter = _ADAPTERS[storage] = cls(storage)
+            return adapter
+
     def _state(self) -> str:
         return _STATES.get(str(self.storage.state), CLOSED)
 
@@ -268,6 +280,10 @@ class PybreakerStorage(LocalBreakerStore):
 
     def _clear_failures(self) -> None:
         self.storage.reset_counter()
+
+
+_ADAPTERS: weakref.WeakKeyDictionary[Any, PybreakerStorage] = weakref.WeakKeyDictionary()
+_ADAPTERS_LOCK = threading.Lock()
 
 
 def is_pybreaker_storage(value: object) -> bool:
@@ -428,7 +444,7 @@ class CircuitBreaker(BreakerPolicy):
         elif isinstance(storage, BreakerStore):
             store = storage
         elif is_pybreaker_storage(storage):
-            store = PybreakerStorage(storage)
+            store = PybreakerStorage.of(storage)
         else:
             backend = backend_for(storage)
             assert backend is not None  # noqa: S101 - checked by the policy
