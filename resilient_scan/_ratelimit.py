@@ -10,8 +10,8 @@ atomic script, shares a quota between processes (``resilient_scan.redis``).
 Why not a library: pyrate-limiter holds its limiter's lock while a caller sleeps for a
 permit (so waiting threads queue behind one another), waits until the deadline before
 failing and never says how long the wait would have been, adds 50 ms to every wait, and
-starts a background thread per bucket; limits only counts (no waiting at all). Both cost 3
-to 10 microseconds per permit here; this costs well under one.
+starts a background thread per bucket; limits only counts (no waiting at all). A free
+permit costs several times less here than with either (``benchmarks/bench_layers.py``).
 """
 
 from __future__ import annotations
@@ -243,6 +243,8 @@ class RateLimiter(RateLimitPolicy):
     """
 
     _store: RateStore = field(repr=False, compare=False)
+    _interval: float = field(repr=False, compare=False)
+    _longest_wait: float = field(repr=False, compare=False)
 
     __eq__ = object.__eq__
     __hash__ = object.__hash__
@@ -280,7 +282,12 @@ class RateLimiter(RateLimitPolicy):
             backend = backend_for(storage)
             assert backend is not None  # noqa: S101 - checked by the policy
             store = backend.rate_store(name or "rate_limit", self.clock)
-        self._assign(name=name or "rate_limit", _store=store)
+        self._assign(
+            name=name or "rate_limit",
+            _store=store,
+            _interval=self.per / self.rate,
+            _longest_wait=math.inf if self.max_wait is None else self.max_wait,
+        )
 
     def __repr__(self) -> str:
         """Show the name and settings."""
@@ -335,15 +342,15 @@ class RateLimiter(RateLimitPolicy):
             RateLimitExceeded: if it is further away than the caller can wait (nothing is
                 reserved then).
         """
-        available = math.inf if self.max_wait is None else self.max_wait
+        available = self._longest_wait
         deadline = DEADLINE.get()
         if deadline is not None:
-            available = min(available, deadline.remaining())
-        bucket = "" if key is None else str(key)
+            left = deadline.remaining()
+            available = min(available, left)
         reservation = self._store.reserve(
-            bucket,
+            "" if key is None else str(key),
             now=self.clock.time(),
-            interval=self.per / self.rate,
+            interval=self._interval,
             burst=self.burst,
             max_wait=available,
         )
@@ -380,11 +387,20 @@ class RateLimiter(RateLimitPolicy):
 
 def _limit_sync(limiter: RateLimiter, func: Callable[P, R]) -> Callable[P, R]:
     name = callable_name(func)
-    bucket, acquire = limiter.bucket, limiter.acquire
+    keyed, bucket, reserve, clock = (
+        limiter.key is not None,
+        limiter.bucket,
+        limiter.reserve,
+        limiter.clock,
+    )
 
     @functools.wraps(func)
     def call_with_rate_limit(*args: P.args, **kwargs: P.kwargs) -> R:
-        acquire(bucket(name, args, kwargs), function=name)
+        key = bucket(name, args, kwargs) if keyed else None
+        wait = reserve(key, name)
+        if wait > 0.0:
+            backoff_sleep(clock, wait)
+            limiter._waited(wait, key, name)  # noqa: SLF001 - the limiter's own wrapper
         return func(*args, **kwargs)
 
     return call_with_rate_limit
