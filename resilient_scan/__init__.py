@@ -14,7 +14,6 @@ from ._breaker import (
     BreakerPolicy,
     CircuitBreaker,
     MemoryBreakerStore,
-    PybreakerStorage,
     circuit_breaker,
 )
 from ._cache import CachedFunction, CacheInfo, CachePolicy, MemoryCacheStore, ttl_cache
@@ -73,7 +72,6 @@ __all__ = [
     "MemoryBreakerStore",
     "MemoryCacheStore",
     "MemoryRateStore",
-    "PybreakerStorage",
     "RateLimitExceeded",
     "RateLimitPolicy",
     "RateLimiter",

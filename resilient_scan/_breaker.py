@@ -238,6 +238,8 @@ class PybreakerStorage(LocalBreakerStore):
     pybreaker's Redis storage also keeps the opening time in whole seconds.
     """
 
+    _adapters_lock: ClassVar[threading.Lock] = threading.Lock()
+
     def __init__(self, storage: Any) -> None:
         """Keep the breaker's record in *storage*."""
         super().__init__()
@@ -246,7 +248,7 @@ class PybreakerStorage(LocalBreakerStore):
     @classmethod
     def of(cls, storage: Any) -> PybreakerStorage:
         """The one adapter of *storage* in this process: breakers on it share its trial."""
-        with _ADAPTERS_LOCK:
+        with cls._adapters_lock:
             try:
                 adapter = _ADAPTERS.get(storage)
             except TypeError:  # neither hashable nor weakly referable: an adapter of its own
@@ -283,7 +285,6 @@ class PybreakerStorage(LocalBreakerStore):
 
 
 _ADAPTERS: weakref.WeakKeyDictionary[Any, PybreakerStorage] = weakref.WeakKeyDictionary()
-_ADAPTERS_LOCK = threading.Lock()
 
 
 def is_pybreaker_storage(value: object) -> bool:
@@ -294,6 +295,7 @@ def is_pybreaker_storage(value: object) -> bool:
 
 
 def _forget_trials_in_child() -> None:
+    PybreakerStorage._adapters_lock = threading.Lock()  # noqa: SLF001 - may be held mid-fork
     for store in list(_LOCAL_STORES):
         store._forget_trial()  # noqa: SLF001 - this module's own stores
 
