@@ -310,7 +310,7 @@ def test_the_total_budget_is_the_deadline_inside_each_attempt():
 
 def test_the_total_budget_ends_an_attempt_under_an_inner_timeout(release: threading.Event):
 
-    @rs.resilient(retry={"attempts": 5, "backoff": 0.01, "total": 0.4}, timeout=30)
+    @rs.resilient(retry={"attempts": 5, "backoff": 0.01, "total": 0.1}, timeout=30)
     def hang() -> None:
         release.wait(10)
 
