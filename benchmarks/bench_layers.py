@@ -178,6 +178,25 @@ def per_await(
         loop.close()
 
 
+def _nap() -> None:
+    time.sleep(SHARED_SLEEP)
+
+
+def _spread(func: Callable[[], Any], per_thread: int) -> Sampler:
+    """A sampler: *per_thread* calls of *func* on each of THREADS threads (wall, CPU)."""
+
+    def calls() -> None:
+        for _ in range(per_thread):
+            func()
+
+    def sample() -> tuple[float, float]:
+        cpu = time.process_time()
+        wall = run_threads(THREADS, calls)
+        return wall, time.process_time() - cpu
+
+    return sample
+
+
 def _ratio(mine: Costs, theirs: Costs) -> float:
     """The figure a row is judged by: best wall sample against best wall sample."""
     return mine.best / theirs.best
@@ -328,23 +347,15 @@ def timeout_many_callers(rounds: int) -> list[Row]:
     def through_pool() -> None:
         pool.submit(nap).result(5)
 
-    def sampler(func: Callable[[], None]) -> Sampler:
-        def calls() -> None:
-            for _ in range(TIMEOUT_CALLS):
-                func()
-
-        def sample() -> tuple[float, float]:
-            cpu = time.process_time()
-            wall = run_threads(THREADS, calls)
-            return wall, time.process_time() - cpu
-
-        return sample
-
     try:
         for func in (ours, through_pool):  # start the threads of both before measuring
             run_threads(THREADS, func)
         costs = interleaved(
-            {"bare": sampler(nap), "timeout": sampler(ours), "pool": sampler(through_pool)},
+            {
+                "bare": _spread(nap, TIMEOUT_CALLS),
+                "timeout": _spread(ours, TIMEOUT_CALLS),
+                "pool": _spread(through_pool, TIMEOUT_CALLS),
+            },
             rounds,
         )
     finally:
@@ -366,32 +377,16 @@ def timeout_many_callers(rounds: int) -> list[Row]:
 # -- 5. shared breaker -----------------------------------------------------------------------
 
 
-def _nap() -> None:
-    time.sleep(SHARED_SLEEP)
-
-
-def _spread(func: Callable[[], Any]) -> Sampler:
-    """A sampler: SHARED_CALLS calls of *func* over THREADS threads (wall, process CPU)."""
-    per_thread = SHARED_CALLS // THREADS
-
-    def calls() -> None:
-        for _ in range(per_thread):
-            func()
-
-    def sample() -> tuple[float, float]:
-        cpu = time.process_time()
-        wall = run_threads(THREADS, calls)
-        return wall, time.process_time() - cpu
-
-    return sample
-
-
 def shared_breaker(rounds: int) -> list[Row]:
     """One breaker shared by 16 threads, against no breaker and against pybreaker."""
     ours = rs.circuit_breaker()(_nap)
     stock = pybreaker.CircuitBreaker()(_nap)
     costs = interleaved(
-        {"none": _spread(_nap), "resilient": _spread(ours), "pybreaker": _spread(stock)},
+        {
+            "none": _spread(_nap, SHARED_CALLS // THREADS),
+            "resilient": _spread(ours, SHARED_CALLS // THREADS),
+            "pybreaker": _spread(stock, SHARED_CALLS // THREADS),
+        },
         rounds,
     )
     bare, mine, theirs = costs["none"], costs["resilient"], costs["pybreaker"]

@@ -376,17 +376,16 @@ class BreakerPolicy(Policy):
             clock=_settings.clock(clock, ("circuit_breaker", "clock")),
             _excluded=matchers,
         )
+        self._settled()
+
+    def _settled(self) -> None:
+        """The constructor's last step: a `CircuitBreaker` makes its state here."""
 
     def build(self, default_name: str) -> CircuitBreaker:
         """Return a new breaker with these settings, named *default_name* unless named."""
-        return CircuitBreaker(
-            fail_max=self.fail_max,
-            reset_timeout=self.reset_timeout,
-            exclude=self.exclude,
-            name=self.name or default_name,
-            storage=self.storage,
-            clock=self.clock,
-        )
+        settings = {name: getattr(self, name) for name in self.settings()}
+        settings["name"] = self.name or default_name
+        return CircuitBreaker(**settings)
 
     def __call__(self, func: Callable[P, R]) -> BreakerFunction[P, R]:
         """Wrap *func* in a new breaker with these settings."""
@@ -420,26 +419,10 @@ class CircuitBreaker(BreakerPolicy):
     __eq__ = object.__eq__
     __hash__ = object.__hash__
 
-    def __init__(
-        self,
-        *,
-        fail_max: int = 5,
-        reset_timeout: Seconds = 60.0,
-        exclude: Iterable[ExceptionFilter] | ExceptionFilter = (),
-        name: str | None = None,
-        storage: object = None,
-        clock: Clock = SYSTEM_CLOCK,
-    ) -> None:
-        """Create a breaker; see `circuit_breaker` for the arguments."""
-        BreakerPolicy.__init__(
-            self,
-            fail_max=fail_max,
-            reset_timeout=reset_timeout,
-            exclude=exclude,
-            name=name or "circuit_breaker",
-            storage=storage,
-            clock=clock,
-        )
+    def _settled(self) -> None:
+        """Make the breaker's state: in memory, or in the store *storage* names."""
+        storage = self.storage
+        name = self.name or "circuit_breaker"
         store: BreakerStore
         if storage is None:
             store = MemoryBreakerStore()
@@ -450,9 +433,9 @@ class CircuitBreaker(BreakerPolicy):
         else:
             backend = backend_for(storage)
             assert backend is not None  # noqa: S101 - checked by the policy
-            store = backend.breaker_store(cast("str", self.name), self.clock)
+            store = backend.breaker_store(name, self.clock)
         # A trial that outlives this lease is presumed dead (its process died).
-        self._assign(_store=store, _lease=max(60.0, self.reset_timeout))
+        self._assign(name=name, _store=store, _lease=max(60.0, self.reset_timeout))
 
     def __repr__(self) -> str:
         """Show the name, state and settings."""

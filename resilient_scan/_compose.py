@@ -154,67 +154,33 @@ def _fast_path(retry: RetryPolicy | None, breaker: CircuitBreaker | None) -> Fus
     The fused frame takes the fast path while no scanner runs, no hook takes per-call
     events, and the breaker (in this process's memory) is closed; it then does what the
     layers would, without their frames. Anything else goes to *slow*, the layers one by one.
-    A retry with a ``total`` budget enters a deadline scope per call: no fast path.
+    A retry with a ``total`` budget enters a deadline scope per call: no fast path. (Each
+    layer alone already has a fast path of its own.)
     """
-    if retry is not None and retry.total is not None:
+    if retry is None or retry.total is not None or breaker is None:
         return None
-    if breaker is not None and type(breaker.store) is not MemoryBreakerStore:
-        return None
-    if retry is None and breaker is None:
+    if type(breaker.store) is not MemoryBreakerStore:
         return None
 
     def fuse(slow: Callable[..., Any], inner: Callable[..., Any], name: str) -> Callable[..., Any]:
-        parts = _Parts(breaker, inner)
         if is_async(inner):
-            if retry is None:
-                return _breaker_frame_async(slow, inner, parts)
-            return _retry_frame_async(slow, inner, name, retry, parts)
-        if retry is None:
-            return _breaker_frame_sync(slow, inner, parts)
-        return _retry_frame_sync(slow, inner, name, retry, parts)
+            return _fused_async(slow, inner, name, retry, breaker)
+        return _fused_sync(slow, inner, name, retry, breaker)
 
     return fuse
 
 
-class _Parts:
-    """What a fused frame reads of the breaker (a stand-in that stays closed without one)."""
-
-    def __init__(self, breaker: CircuitBreaker | None, inner: Callable[..., Any]) -> None:
-        self.store: Any = MemoryBreakerStore() if breaker is None else breaker.store
-        self.ended = None if breaker is None else breaker.ended
-        self.clock = SYSTEM_CLOCK if breaker is None else breaker.clock
-        # Attempts after the first go through the breaker layer, as in the layered path.
-        self.guarded = inner if breaker is None else breaker.layer(inner)
-
-
-def _breaker_frame_sync(
-    slow: Callable[..., R], inner: Callable[..., R], parts: _Parts
+def _fused_sync(
+    slow: Callable[..., R],
+    inner: Callable[..., R],
+    name: str,
+    retry: RetryPolicy,
+    breaker: CircuitBreaker,
 ) -> Callable[..., R]:
     scan, runtime, quiet = CURRENT_SCAN.get, _config.RUNTIME, QUIET_DISPATCH
-    store, ended, clock = parts.store, parts.ended, parts.clock
-    assert ended is not None  # noqa: S101 - without a retry, there is a breaker
-
-    def breaker_call(*args: Any, **kwargs: Any) -> R:
-        if store.state is CLOSED and scan() is None and runtime.dispatch is quiet[0]:
-            try:
-                result = inner(*args, **kwargs)
-            except Exception as exc:
-                ended(CLOSED_ADMISSION, exc)
-                raise
-            if store.failures:
-                store.record_success(CLOSED_ADMISSION, now=clock.time())
-            return result
-        return slow(*args, **kwargs)
-
-    return functools.wraps(slow)(breaker_call)
-
-
-def _retry_frame_sync(
-    slow: Callable[..., R], inner: Callable[..., R], name: str, retry: RetryPolicy, parts: _Parts
-) -> Callable[..., R]:
-    scan, runtime, quiet = CURRENT_SCAN.get, _config.RUNTIME, QUIET_DISPATCH
-    store, ended, clock, guarded = parts.store, parts.ended, parts.clock, parts.guarded
-    monotonic = retry.clock.monotonic
+    store: Any = breaker.store
+    ended, clock, monotonic = breaker.ended, breaker.clock, retry.clock.monotonic
+    guarded = breaker.layer(inner)  # later attempts go through the breaker layer
 
     def resilient_call(*args: Any, **kwargs: Any) -> R:
         if store.state is CLOSED and scan() is None and runtime.dispatch is quiet[0]:
@@ -222,10 +188,8 @@ def _retry_frame_sync(
             try:
                 result = inner(*args, **kwargs)
             except Exception as exc:
-                if ended is not None:
-                    ended(CLOSED_ADMISSION, exc)
-                tries = Tries(retry, name, started, None)
-                return cast("R", retry_sync(tries, exc, guarded, args, kwargs))
+                ended(CLOSED_ADMISSION, exc)
+                return retry_sync(Tries(retry, name, started, None), exc, guarded, args, kwargs)
             if store.failures:
                 store.record_success(CLOSED_ADMISSION, now=clock.time())
             return result
@@ -234,38 +198,17 @@ def _retry_frame_sync(
     return functools.wraps(slow)(resilient_call)
 
 
-def _breaker_frame_async(
-    slow: Callable[..., Awaitable[R]], inner: Callable[..., Awaitable[R]], parts: _Parts
-) -> Callable[..., Awaitable[R]]:
-    scan, runtime, quiet = CURRENT_SCAN.get, _config.RUNTIME, QUIET_DISPATCH
-    store, ended, clock = parts.store, parts.ended, parts.clock
-    assert ended is not None  # noqa: S101 - without a retry, there is a breaker
-
-    async def breaker_call(*args: Any, **kwargs: Any) -> R:
-        if store.state is CLOSED and scan() is None and runtime.dispatch is quiet[0]:
-            try:
-                result = await inner(*args, **kwargs)
-            except Exception as exc:
-                ended(CLOSED_ADMISSION, exc)
-                raise
-            if store.failures:
-                store.record_success(CLOSED_ADMISSION, now=clock.time())
-            return result
-        return await slow(*args, **kwargs)
-
-    return functools.wraps(slow)(breaker_call)
-
-
-def _retry_frame_async(
+def _fused_async(
     slow: Callable[..., Awaitable[R]],
     inner: Callable[..., Awaitable[R]],
     name: str,
     retry: RetryPolicy,
-    parts: _Parts,
+    breaker: CircuitBreaker,
 ) -> Callable[..., Awaitable[R]]:
     scan, runtime, quiet = CURRENT_SCAN.get, _config.RUNTIME, QUIET_DISPATCH
-    store, ended, clock, guarded = parts.store, parts.ended, parts.clock, parts.guarded
-    monotonic = retry.clock.monotonic
+    store: Any = breaker.store
+    ended, clock, monotonic = breaker.ended, breaker.clock, retry.clock.monotonic
+    guarded = breaker.layer(inner)
 
     async def resilient_call(*args: Any, **kwargs: Any) -> R:
         if store.state is CLOSED and scan() is None and runtime.dispatch is quiet[0]:
@@ -273,10 +216,9 @@ def _retry_frame_async(
             try:
                 result = await inner(*args, **kwargs)
             except Exception as exc:
-                if ended is not None:
-                    ended(CLOSED_ADMISSION, exc)
+                ended(CLOSED_ADMISSION, exc)
                 tries = Tries(retry, name, started, None)
-                return cast("R", await retry_async(tries, exc, guarded, args, kwargs))
+                return await retry_async(tries, exc, guarded, args, kwargs)
             if store.failures:
                 store.record_success(CLOSED_ADMISSION, now=clock.time())
             return result

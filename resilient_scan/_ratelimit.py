@@ -192,6 +192,10 @@ class RateLimitPolicy(Policy):
             storage=storage,
             clock=_settings.clock(clock, ("rate_limit", "clock")),
         )
+        self._settled()
+
+    def _settled(self) -> None:
+        """The constructor's last step: a `RateLimiter` finds its quota here."""
 
     @property
     def interval(self) -> float:
@@ -200,19 +204,11 @@ class RateLimitPolicy(Policy):
 
     def build(self, default_name: str) -> RateLimiter:
         """Return a limiter with these settings (its own quota unless named)."""
-        storage = self.storage
-        if storage is None and self.name is None:
-            storage = MemoryRateStore()  # the decorated function's own quota
-        return RateLimiter(
-            self.rate,
-            per=self.per,
-            burst=self.burst,
-            name=self.name or default_name,
-            key=self.key,
-            max_wait=self.max_wait,
-            storage=storage,
-            clock=self.clock,
-        )
+        settings = {name: getattr(self, name) for name in self.settings()}
+        if self.storage is None and self.name is None:
+            settings["storage"] = MemoryRateStore()  # the decorated function's own quota
+        settings["name"] = self.name or default_name
+        return RateLimiter(**settings)
 
     def __call__(self, func: Callable[P, R]) -> LimitedFunction[P, R]:
         """Wrap *func* in a limiter with these settings."""
@@ -249,30 +245,9 @@ class RateLimiter(RateLimitPolicy):
     __eq__ = object.__eq__
     __hash__ = object.__hash__
 
-    def __init__(
-        self,
-        rate: float,
-        *,
-        per: Seconds = 1.0,
-        burst: int = 1,
-        name: str | None = None,
-        key: Callable[..., object] | None = None,
-        max_wait: Seconds | None = None,
-        storage: object = None,
-        clock: Clock = SYSTEM_CLOCK,
-    ) -> None:
-        """Create a limiter; see `rate_limit` for the arguments."""
-        RateLimitPolicy.__init__(
-            self,
-            rate,
-            per=per,
-            burst=burst,
-            name=name,
-            key=key,
-            max_wait=max_wait,
-            storage=storage,
-            clock=clock,
-        )
+    def _settled(self) -> None:
+        """Find the quota: in memory (shared by name), or in the store *storage* names."""
+        storage, name = self.storage, self.name
         store: RateStore
         if storage is None:
             store = MemoryRateStore() if name is None else _named_store(name)
