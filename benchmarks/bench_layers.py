@@ -1,34 +1,54 @@
-"""Layer benchmarks: what each resilience layer costs next to the stock library it replaces.
+"""Layer benchmarks: the policy layers next to their strongest peers, side by side in one run.
 
-1. Happy path: ``resilient(retry=True, breaker=True)`` vs ``tenacity.retry`` (3 attempts)
-   around the same trivial function; target ratio <= 1.0.
-2. Cache hit: ``resilient(cache=60, retry=True, breaker=True, timeout=5)`` vs a bare
-   ``cachetools.cached(TTLCache)`` on the same function and key; target ratio <= 3.0.
-3. Shared breaker: 64 calls of ``time.sleep(0.02)`` on 16 threads through one breaker, wall
-   time vs the same calls with no breaker; target ratio <= 1.2. Stock pybreaker as context.
-4. Cache stampede: 16 threads miss on one key at once, the body sleeps 50 ms; how many times
-   the body runs; target 1. cachetools with ``lock=`` and ``condition=`` as context.
+1. Happy path: ``resilient(retry=True, breaker=True)`` around a trivial function, against
+   ``backoff.on_exception`` alone (target <= 0.5) and ``circuitbreaker.circuit`` alone
+   (target <= 1.0); tenacity, stamina and pybreaker alone as context.
+2. Async happy path: the same composite around a coroutine function, against stamina's
+   async retry alone (target <= 0.1); tenacity, backoff and aiobreaker as context.
+3. Timeout, one caller: ``rs.timeout(5)`` on a trivial function against
+   ``ThreadPoolExecutor.submit(f).result(5)`` (target <= 1.0).
+4. Timeout, 16 callers: 16 threads each making 1 ms calls through ``rs.timeout(5)``, against
+   the same calls through one shared ``ThreadPoolExecutor(16)`` (target <= 1.0); no wrapper
+   as context.
+5. Shared breaker: 64 calls of 20 ms on 16 threads through one breaker, against no breaker
+   (target <= 1.2); pybreaker, which holds its lock during the call, as context.
+6. Rate limiter: one permit that is free at once, ``rs.rate_limit`` alone; pyrate-limiter
+   and limits as context when they are installed.
 
-Run directly (``python benchmarks/bench_layers.py``) to print the table, or call `run`.
+Every row measures its variants in interleaved rounds (A B C, B C A, ...), counting wall time
+and the CPU time of the whole process (worker threads included). A row is judged by the
+ratio of the best (least disturbed) wall samples; the ratios of the medians and of process
+CPU are printed beside it. The cache's benchmarks are in ``bench_cache.py``.
+
+Run directly (``python benchmarks/bench_layers.py [--quick]``) to print the table, or call
+`run`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import importlib.util
+import itertools
+import statistics
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
-import cachetools
+import aiobreaker
+import backoff
+import circuitbreaker
 import pybreaker
+import stamina
 import tenacity
 from _common import (  # benchmarks/ is on sys.path when a benchmark runs as a script
     Row,
-    Samples,
-    compare_calls,
+    calibrate,
     configure_structlog,
-    interleaved,
     log_summary,
     ms,
     print_report,
@@ -39,13 +59,13 @@ from _common import (  # benchmarks/ is on sys.path when a benchmark runs as a s
 import resilient_scan as rs
 
 MICRO_ROUNDS = 15
-THREAD_ROUNDS = 5
-STAMPEDE_ROUNDS = 3
+THREAD_ROUNDS = 9
 
 THREADS = 16
+TIMEOUT_CALLS = 40  # per thread, of TIMEOUT_NAP each
+TIMEOUT_NAP = 0.001
 SHARED_CALLS = 64
 SHARED_SLEEP = 0.02
-STAMPEDE_SLEEP = 0.05
 
 
 def work(x: int) -> int:
@@ -53,166 +73,378 @@ def work(x: int) -> int:
     return x + 1
 
 
-def _pair(samples: Samples) -> str:
-    return f"{us(samples.best)} (median {us(samples.median)})"
+async def work_async(x: int) -> int:
+    """The trivial coroutine function every async per-call benchmark wraps."""
+    return x + 1
 
 
-def happy_path(rounds: int) -> list[Row]:
-    """Benchmark 1: retry + breaker on a call that succeeds, vs tenacity's retry."""
-    ours = rs.resilient(retry=True, breaker=True)(work)
-    theirs = tenacity.retry(stop=tenacity.stop_after_attempt(3))(work)
-    samples = compare_calls(
-        {"resilient": lambda: ours(1), "tenacity": lambda: theirs(1), "bare": lambda: work(1)},
-        rounds,
-    )
-    mine, stock, bare = samples["resilient"], samples["tenacity"], samples["bare"]
-    detail = (
-        f"per call: resilient(retry, breaker) {_pair(mine)}; "
-        f"tenacity.retry(stop_after_attempt(3)) {_pair(stock)}; bare call {_pair(bare)}; "
-        f"ratio of medians {mine.median / stock.median:.3f}; "
-        f"best of {rounds} interleaved rounds"
-    )
-    return [Row.check("happy path: resilient / tenacity", mine.best / stock.best, 1.0, detail)]
+# -- measuring ------------------------------------------------------------------------------
 
 
-def cache_hit(rounds: int) -> list[Row]:
-    """Benchmark 2: a cache hit through all four layers, vs a bare cachetools hit."""
-    ours = rs.resilient(cache=60, retry=True, breaker=True, timeout=5)(work)
-    bare = cachetools.cached(_ttl_cache())(work)
-    locked = cachetools.cached(_ttl_cache(), lock=threading.Lock())(work)
-    for func in (ours, bare, locked):  # fill each cache: every measured call is a hit
-        func(1)
-    samples = compare_calls(
-        {
-            "resilient": lambda: ours(1),
-            "cachetools": lambda: bare(1),
-            "cachetools+lock": lambda: locked(1),
-        },
-        rounds,
-    )
-    mine, stock, with_lock = (
-        samples["resilient"],
-        samples["cachetools"],
-        samples["cachetools+lock"],
-    )
-    info = ours.cache_info()
-    detail = (
-        f"per hit: resilient(cache=60, retry, breaker, timeout=5) {_pair(mine)}; "
-        f"cachetools.cached(TTLCache) {_pair(stock)}; with lock= {_pair(with_lock)}; "
-        f"ratio of medians {mine.median / stock.median:.3f}; "
-        f"ratio to the locked cachetools {mine.best / with_lock.best:.3f}; "
-        f"resilient misses {info.misses if info else '?'} (only the fill); "
-        f"best of {rounds} interleaved rounds"
-    )
-    return [Row.check("cache hit: resilient / cachetools", mine.best / stock.best, 3.0, detail)]
+@dataclass(frozen=True)
+class Costs:
+    """One variant's samples: wall and process-CPU seconds (per call, or per run)."""
+
+    wall: tuple[float, ...]
+    cpu: tuple[float, ...]
+
+    @property
+    def median(self) -> float:
+        """The median wall sample."""
+        return statistics.median(self.wall)
+
+    @property
+    def best(self) -> float:
+        """The smallest wall sample."""
+        return min(self.wall)
+
+    @property
+    def cpu_median(self) -> float:
+        """The median process-CPU sample."""
+        return statistics.median(self.cpu)
+
+
+Sampler = Callable[[], tuple[float, float]]
+
+
+def interleaved(variants: Mapping[str, Sampler], rounds: int) -> dict[str, Costs]:
+    """Take *rounds* samples of each variant, rotating their order every round."""
+    names = list(variants)
+    taken: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
+    for round_number in range(rounds):
+        shift = round_number % len(names)
+        for name in names[shift:] + names[:shift]:
+            taken[name].append(variants[name]())
+    return {
+        name: Costs(tuple(w for w, _ in samples), tuple(c for _, c in samples))
+        for name, samples in taken.items()
+    }
+
+
+def timed(block: Callable[[], object], per: int) -> tuple[float, float]:
+    """Run *block* once with the collector off; return wall and process CPU over *per*."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        wall, cpu = time.perf_counter(), time.process_time()
+        block()
+        return (time.perf_counter() - wall) / per, (time.process_time() - cpu) / per
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def per_call(funcs: Mapping[str, Callable[[], object]], rounds: int) -> dict[str, Costs]:
+    """Per-call costs of no-argument functions, each calibrated to ~20 ms a sample."""
+
+    def sampler(func: Callable[[], object]) -> Sampler:
+        # Warm up first: a first call that imports or resolves something would make the
+        # calibration pick a handful of calls, and each sample would time the timer.
+        for _ in range(100):
+            func()
+        calls = calibrate(func)
+
+        def loop() -> None:
+            for _ in itertools.repeat(None, calls):
+                func()
+
+        return lambda: timed(loop, calls)
+
+    return interleaved({name: sampler(func) for name, func in funcs.items()}, rounds)
+
+
+def per_await(
+    funcs: Mapping[str, Callable[[], Awaitable[object]]], rounds: int, calls: int = 20_000
+) -> dict[str, Costs]:
+    """Per-call costs of no-argument coroutine functions, awaited on one event loop."""
+    loop = asyncio.new_event_loop()
+
+    def sampler(func: Callable[[], Awaitable[object]], count: int) -> Sampler:
+        async def many() -> None:
+            for _ in itertools.repeat(None, count):
+                await func()
+
+        return lambda: timed(lambda: loop.run_until_complete(many()), count)
+
+    try:
+        for func in funcs.values():  # warm up
+            loop.run_until_complete(func())
+        samplers = {}
+        for name, func in funcs.items():
+            wall, _ = sampler(func, 200)()
+            samplers[name] = sampler(func, max(50, min(calls, int(0.02 / max(wall, 1e-9)))))
+        return interleaved(samplers, rounds)
+    finally:
+        loop.close()
 
 
 def _nap() -> None:
     time.sleep(SHARED_SLEEP)
 
 
-def _spread(func: Callable[[], Any]) -> Callable[[], float]:
-    """Return a sampler: SHARED_CALLS calls of *func* over THREADS threads, wall seconds."""
-    per_thread = SHARED_CALLS // THREADS
+def _spread(func: Callable[[], Any], per_thread: int) -> Sampler:
+    """A sampler: *per_thread* calls of *func* on each of THREADS threads (wall, CPU)."""
 
     def calls() -> None:
         for _ in range(per_thread):
             func()
 
-    return lambda: run_threads(THREADS, calls)
+    def sample() -> tuple[float, float]:
+        cpu = time.process_time()
+        wall = run_threads(THREADS, calls)
+        return wall, time.process_time() - cpu
+
+    return sample
+
+
+def _ratio(mine: Costs, theirs: Costs) -> float:
+    """The figure a row is judged by: best wall sample against best wall sample."""
+    return mine.best / theirs.best
+
+
+def _ratios(mine: Costs, theirs: Costs) -> str:
+    return (
+        f"ratio of bests {mine.best / theirs.best:.3f}, of medians "
+        f"{mine.median / theirs.median:.3f}, of CPU medians "
+        f"{mine.cpu_median / theirs.cpu_median:.3f}"
+    )
+
+
+def _figures(label: str, costs: Costs, unit: Callable[[float], str] = us) -> str:
+    return (
+        f"{label} {unit(costs.median)} wall, {unit(costs.cpu_median)} CPU (best {unit(costs.best)})"
+    )
+
+
+# -- 1. happy path ---------------------------------------------------------------------------
+
+
+def happy_path(rounds: int) -> list[Row]:
+    """resilient(retry, breaker) on a call that succeeds, against each peer alone."""
+    ours = rs.resilient(retry=True, breaker=True)(work)
+    peers: dict[str, Callable[[int], int]] = {
+        "backoff": backoff.on_exception(backoff.expo, Exception, max_tries=3)(work),
+        "circuitbreaker": circuitbreaker.circuit(failure_threshold=5)(work),
+        "tenacity": tenacity.retry(stop=tenacity.stop_after_attempt(3))(work),
+        "stamina": stamina.retry(on=Exception, attempts=3)(work),
+        "pybreaker": pybreaker.CircuitBreaker(fail_max=5)(work),
+    }
+    funcs: dict[str, Callable[[], object]] = {
+        "resilient": lambda: ours(1),
+        "bare": lambda: work(1),
+    }
+    funcs.update({name: (lambda peer=peer: peer(1)) for name, peer in peers.items()})
+    costs = per_call(funcs, rounds)
+    mine = costs["resilient"]
+    context = "; ".join(_figures(name, costs[name]) for name in ("bare", *peers))
+    setup = f"per call; {rounds} interleaved rounds"
+    rows = [
+        Row.check(
+            f"happy path: resilient(retry, breaker) / {peer}",
+            _ratio(mine, costs[peer]),
+            target,
+            f"{_figures('resilient(retry=True, breaker=True)', mine)}; "
+            f"{_figures(peer_label, costs[peer])}; {_ratios(mine, costs[peer])}; {setup}",
+        )
+        for peer, target, peer_label in (
+            ("backoff", 0.5, "backoff.on_exception(expo, Exception, max_tries=3)"),
+            ("circuitbreaker", 1.0, "circuitbreaker.circuit(failure_threshold=5)"),
+        )
+    ]
+    rows.extend(
+        Row.context(
+            f"happy path: resilient(retry, breaker) / {peer}",
+            _ratio(mine, costs[peer]),
+            context if peer == "pybreaker" else f"{_figures(peer, costs[peer])}; {setup}",
+        )
+        for peer in ("tenacity", "stamina", "pybreaker")
+    )
+    return rows
+
+
+# -- 2. async happy path ---------------------------------------------------------------------
+
+
+def async_happy_path(rounds: int) -> list[Row]:
+    """The composite around a coroutine function, against async retries and breakers."""
+    ours = rs.resilient(retry=True, breaker=True)(work_async)
+    peers: dict[str, Callable[[int], Awaitable[int]]] = {
+        "stamina": stamina.retry(on=Exception, attempts=3)(work_async),
+        "tenacity": tenacity.retry(stop=tenacity.stop_after_attempt(3))(work_async),
+        "backoff": backoff.on_exception(backoff.expo, Exception, max_tries=3)(work_async),
+        "aiobreaker": aiobreaker.CircuitBreaker(fail_max=5)(work_async),
+    }
+    funcs: dict[str, Callable[[], Awaitable[object]]] = {
+        "resilient": lambda: ours(1),
+        "bare": lambda: work_async(1),
+    }
+    funcs.update({name: (lambda peer=peer: peer(1)) for name, peer in peers.items()})
+    costs = per_await(funcs, rounds)
+    mine = costs["resilient"]
+    context = "; ".join(_figures(name, costs[name]) for name in ("bare", *peers))
+    rows = [
+        Row.check(
+            "async happy path: resilient(retry, breaker) / stamina",
+            _ratio(mine, costs["stamina"]),
+            0.1,
+            f"{_figures('resilient(retry=True, breaker=True)', mine)}; "
+            f"{_figures('stamina.retry(on=Exception, attempts=3)', costs['stamina'])}; "
+            f"{_ratios(mine, costs['stamina'])}; per awaited call on one event loop; "
+            f"{rounds} interleaved rounds",
+        )
+    ]
+    rows.extend(
+        Row.context(
+            f"async happy path: resilient(retry, breaker) / {peer}",
+            _ratio(mine, costs[peer]),
+            context if peer == "aiobreaker" else _figures(peer, costs[peer]),
+        )
+        for peer in ("tenacity", "backoff", "aiobreaker")
+    )
+    return rows
+
+
+# -- 3. and 4. timeout -----------------------------------------------------------------------
+
+
+def timeout_one_caller(rounds: int) -> list[Row]:
+    """rs.timeout(5) on a trivial function, against a thread pool's submit().result()."""
+    ours = rs.timeout(5)(work)
+    pool = ThreadPoolExecutor(1)
+    try:
+        costs = per_call(
+            {
+                "timeout": lambda: ours(1),
+                "pool": lambda: pool.submit(work, 1).result(5),
+            },
+            rounds,
+        )
+    finally:
+        pool.shutdown()
+    mine, theirs = costs["timeout"], costs["pool"]
+    return [
+        Row.check(
+            "timeout(5) per call / ThreadPoolExecutor.submit().result(5)",
+            _ratio(mine, theirs),
+            1.0,
+            f"{_figures('rs.timeout(5)', mine)}; "
+            f"{_figures('ThreadPoolExecutor(1).submit(f).result(5)', theirs)}; "
+            f"{_ratios(mine, theirs)}; one caller thread, a trivial function; {rounds} "
+            "interleaved rounds",
+        )
+    ]
+
+
+def timeout_many_callers(rounds: int) -> list[Row]:
+    """16 threads making 1 ms calls through rs.timeout, against one shared pool of 16."""
+
+    def nap() -> None:
+        time.sleep(TIMEOUT_NAP)
+
+    ours = rs.timeout(5)(nap)
+    pool = ThreadPoolExecutor(THREADS)
+
+    def through_pool() -> None:
+        pool.submit(nap).result(5)
+
+    try:
+        for func in (ours, through_pool):  # start the threads of both before measuring
+            run_threads(THREADS, func)
+        costs = interleaved(
+            {
+                "bare": _spread(nap, TIMEOUT_CALLS),
+                "timeout": _spread(ours, TIMEOUT_CALLS),
+                "pool": _spread(through_pool, TIMEOUT_CALLS),
+            },
+            rounds,
+        )
+    finally:
+        pool.shutdown()
+    bare, mine, theirs = costs["bare"], costs["timeout"], costs["pool"]
+    return [
+        Row.check(
+            "16 threads x 1 ms calls: timeout / shared ThreadPoolExecutor(16)",
+            _ratio(mine, theirs),
+            1.0,
+            f"per run: {_figures('rs.timeout(5)', mine, ms)}; "
+            f"{_figures('one ThreadPoolExecutor(16)', theirs, ms)}; "
+            f"{_figures('no wrapper', bare, ms)}; {_ratios(mine, theirs)}; {THREADS} threads "
+            f"x {TIMEOUT_CALLS} calls of sleep({TIMEOUT_NAP:g}); {rounds} interleaved rounds",
+        )
+    ]
+
+
+# -- 5. shared breaker -----------------------------------------------------------------------
 
 
 def shared_breaker(rounds: int) -> list[Row]:
-    """Benchmark 3: one breaker shared by 16 threads, vs no breaker and vs pybreaker."""
-    ours = rs.circuit_breaker()(_nap)  # one breaker: every thread calls this one wrapper
+    """One breaker shared by 16 threads, against no breaker and against pybreaker."""
+    ours = rs.circuit_breaker()(_nap)
     stock = pybreaker.CircuitBreaker()(_nap)
-    samples = interleaved(
-        {"none": _spread(_nap), "resilient": _spread(ours), "pybreaker": _spread(stock)},
+    costs = interleaved(
+        {
+            "none": _spread(_nap, SHARED_CALLS // THREADS),
+            "resilient": _spread(ours, SHARED_CALLS // THREADS),
+            "pybreaker": _spread(stock, SHARED_CALLS // THREADS),
+        },
         rounds,
     )
-    bare, mine, theirs = samples["none"], samples["resilient"], samples["pybreaker"]
-    ideal = SHARED_CALLS // THREADS * SHARED_SLEEP
-
-    def figures(label: str, s: Samples) -> str:
-        return f"{label} {ms(s.median)} (best {ms(s.best)})"
-
+    bare, mine, theirs = costs["none"], costs["resilient"], costs["pybreaker"]
     setup = (
         f"{SHARED_CALLS} calls of sleep({SHARED_SLEEP:g}) on {THREADS} threads "
-        f"(ideal {ms(ideal)}); median of {rounds} interleaved rounds"
+        f"(ideal {ms(SHARED_CALLS // THREADS * SHARED_SLEEP)}); {rounds} interleaved rounds"
     )
     return [
         Row.check(
             "shared breaker: rs.circuit_breaker / none",
-            mine.median / bare.median,
+            _ratio(mine, bare),
             1.2,
-            f"wall: {figures('no breaker', bare)}; {figures('rs.circuit_breaker', mine)}; "
-            f"difference {us((mine.median - bare.median) / SHARED_CALLS)} per call; {setup}",
+            f"{_figures('no breaker', bare, ms)}; {_figures('rs.circuit_breaker', mine, ms)}; "
+            f"{setup}",
         ),
         Row.context(
             "shared breaker: pybreaker / none",
-            theirs.median / bare.median,
-            f"wall: {figures('pybreaker.CircuitBreaker', theirs)}; difference "
-            f"{us((theirs.median - bare.median) / SHARED_CALLS)} per call; it holds its lock while "
-            f"the call runs, so the calls run one at a time ({SHARED_CALLS} x "
-            f"{ms(SHARED_SLEEP)} = {ms(SHARED_CALLS * SHARED_SLEEP)})",
+            _ratio(theirs, bare),
+            f"{_figures('pybreaker.CircuitBreaker', theirs, ms)}; it holds its lock while the "
+            f"call runs, so the calls run one at a time ({SHARED_CALLS} x {ms(SHARED_SLEEP)})",
         ),
     ]
 
 
-Decorator = Callable[[Callable[[str], str]], Callable[[str], str]]
+# -- 6. rate limiter -------------------------------------------------------------------------
 
 
-def _ttl_cache() -> cachetools.TTLCache[Any, Any]:
-    return cachetools.TTLCache(maxsize=1024, ttl=60)
+def rate_limiter(rounds: int) -> list[Row]:
+    """One permit that is free at once: rs.rate_limit, and its peers when installed."""
+    ours = rs.rate_limit(1e9)(work)
+    funcs: dict[str, Callable[[], object]] = {"rate_limit": lambda: ours(1)}
+    labels = {"rate_limit": "rs.rate_limit(1e9)"}
+    if importlib.util.find_spec("pyrate_limiter") is not None:
+        import pyrate_limiter  # noqa: PLC0415 - an optional peer
 
+        limiter = pyrate_limiter.Limiter(pyrate_limiter.Rate(10**9, pyrate_limiter.Duration.SECOND))
+        funcs["pyrate-limiter"] = lambda: limiter.try_acquire("bench", blocking=False)
+        labels["pyrate-limiter"] = "pyrate_limiter.Limiter.try_acquire(blocking=False)"
+    if importlib.util.find_spec("limits") is not None:
+        import limits  # noqa: PLC0415 - an optional peer
 
-def _stampede(decorate: Decorator) -> tuple[int, float]:
-    """THREADS threads miss on one key at once; return (body executions, wall seconds)."""
-    runs = 0
-    count_lock = threading.Lock()
-
-    def body(ticker: str) -> str:
-        nonlocal runs
-        with count_lock:
-            runs += 1
-        time.sleep(STAMPEDE_SLEEP)
-        return ticker.lower()
-
-    cached = decorate(body)
-    seconds = run_threads(THREADS, lambda: cached("AAPL"))
-    return runs, seconds
-
-
-def stampede(rounds: int) -> list[Row]:
-    """Benchmark 4: 16 concurrent misses on one key: how many times does the body run?"""
-    variants: dict[str, Callable[[], Decorator]] = {
-        "rs.ttl_cache": lambda: rs.ttl_cache(ttl=60),
-        "cachetools lock=": lambda: cachetools.cached(_ttl_cache(), lock=threading.Lock()),
-        "cachetools condition=": lambda: cachetools.cached(
-            _ttl_cache(), condition=threading.Condition()
-        ),
-    }
-    names = list(variants)
-    results: dict[str, list[tuple[int, float]]] = {name: [] for name in names}
-    for round_number in range(rounds):
-        shift = round_number % len(names)
-        for name in names[shift:] + names[:shift]:
-            results[name].append(_stampede(variants[name]()))
-
-    rows = []
-    for name in names:
-        counts = [count for count, _ in results[name]]
-        walls = sorted(seconds for _, seconds in results[name])
-        detail = (
-            f"body runs per round {counts}; wall {ms(walls[len(walls) // 2])} median "
-            f"(best {ms(walls[0])}) for {THREADS} threads on one key, body sleeps "
-            f"{ms(STAMPEDE_SLEEP)}; worst of {rounds} rounds"
+        moving = limits.strategies.MovingWindowRateLimiter(limits.storage.MemoryStorage())
+        item = limits.RateLimitItemPerSecond(10**9)
+        funcs["limits"] = lambda: moving.hit(item, "bench")
+        labels["limits"] = "limits MovingWindowRateLimiter.hit"
+    costs = per_call(funcs, rounds)
+    mine = costs["rate_limit"]
+    detail = "; ".join(_figures(labels[name], costs[name]) for name in funcs)
+    rows = [Row.context("rate limit: one free permit, microseconds", mine.best * 1e6, detail)]
+    rows.extend(
+        Row.context(
+            f"rate limit: rs.rate_limit / {name}",
+            _ratio(mine, costs[name]),
+            f"{_figures(labels[name], costs[name])}; {_ratios(mine, costs[name])}",
         )
-        label = f"stampede: {name} body runs"
-        if name == "rs.ttl_cache":
-            rows.append(Row.check(label, max(counts), 1, detail))
-        else:
-            rows.append(Row.context(label, max(counts), detail))
+        for name in funcs
+        if name != "rate_limit"
+    )
     return rows
 
 
@@ -220,33 +452,56 @@ def run(*, quick: bool = False) -> list[Row]:
     """Run every layer benchmark and return its rows; *quick* takes fewer rounds."""
     configure_structlog()
     micro = 5 if quick else MICRO_ROUNDS
-    threaded = 2 if quick else THREAD_ROUNDS
-    stampedes = 1 if quick else STAMPEDE_ROUNDS
+    threaded = 3 if quick else THREAD_ROUNDS
     return [
         *happy_path(micro),
-        *cache_hit(micro),
+        *async_happy_path(micro),
+        *timeout_one_caller(micro),
+        *timeout_many_callers(threaded),
         *shared_breaker(threaded),
-        *stampede(stampedes),
+        *rate_limiter(micro),
     ]
+
+
+def versions() -> str:
+    """The versions of Python and of every library measured."""
+    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+    names = [
+        "tenacity",
+        "stamina",
+        "backoff",
+        "circuitbreaker",
+        "aiobreaker",
+        "pybreaker",
+        "pyrate-limiter",
+        "limits",
+        "anyio",
+        "structlog",
+    ]
+
+    def installed(name: str) -> str:
+        try:
+            return f"{name} {version(name)}"
+        except PackageNotFoundError:
+            return f"{name} (not installed)"
+
+    found = [installed(name) for name in names]
+    return f"Python {sys.version.split()[0]}, {', '.join(found)}, resilient_scan {rs.__version__}"
 
 
 def main() -> int:
     """Print the table; exit status 1 when a target is missed."""
     setup = configure_structlog()
     rows = run(quick="--quick" in sys.argv[1:])
-    versions = (
-        f"Python {sys.version.split()[0]}, tenacity {_version('tenacity')}, "
-        f"cachetools {_version('cachetools')}, pybreaker {_version('pybreaker')}, "
-        f"structlog {_version('structlog')}, resilient_scan {rs.__version__}"
-    )
-    print_report("resilient_scan layer benchmarks", rows, [setup, log_summary(), versions])
+    notes = [
+        setup,
+        log_summary(),
+        versions(),
+        f"threads alive at the end: {threading.active_count()}",
+    ]
+    print_report("resilient_scan layer benchmarks", rows, notes)
     return 0 if all(row.passed is not False for row in rows) else 1
-
-
-def _version(package: str) -> str:
-    from importlib.metadata import version  # noqa: PLC0415
-
-    return version(package)
 
 
 if __name__ == "__main__":

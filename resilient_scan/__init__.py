@@ -1,15 +1,21 @@
 """resilient_scan: resilience policies and a concurrent executor for scanner pipelines.
 
-Decorate functions that call slow, flaky services with `timeout`, `retry`, `ttl_cache` and
-`circuit_breaker`, or all of them in one fixed order with `resilient`; run many scanners at
-once with `ScanExecutor`.
+Decorate functions that call slow, flaky services with `timeout`, `retry`, `ttl_cache`,
+`circuit_breaker` and `rate_limit`, or all of them in one fixed order with `resilient`; run
+many scanners at once with `ScanExecutor`.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._breaker import BreakerFunction, BreakerPolicy, CircuitBreaker, circuit_breaker
+from ._breaker import (
+    BreakerFunction,
+    BreakerPolicy,
+    CircuitBreaker,
+    MemoryBreakerStore,
+    circuit_breaker,
+)
 from ._cache import CachedFunction, CacheInfo, CachePolicy, MemoryCacheStore, ttl_cache
 from ._candidates import PRIORITIES, merge_candidates, normalize_candidate
 from ._clock import Clock, SystemClock
@@ -27,6 +33,13 @@ from ._errors import (
     ThreadLimitError,
 )
 from ._executor import ScanExecutor
+from ._ratelimit import (
+    LimitedFunction,
+    MemoryRateStore,
+    RateLimiter,
+    RateLimitPolicy,
+    rate_limit,
+)
 from ._report import ScanReport, ScanResult, ScanStatus
 from ._retry import RetryPolicy, retry, retry_after
 from ._scanner import ScannerInfo, ScannerObject, ScannerRegistry, scanner
@@ -55,8 +68,13 @@ __all__ = [
     "Clock",
     "ConfigError",
     "DaemonPool",
+    "LimitedFunction",
+    "MemoryBreakerStore",
     "MemoryCacheStore",
+    "MemoryRateStore",
     "RateLimitExceeded",
+    "RateLimitPolicy",
+    "RateLimiter",
     "RateStore",
     "ResilientFunction",
     "ResilientScanError",
@@ -83,6 +101,7 @@ __all__ = [
     "instrumentation",
     "merge_candidates",
     "normalize_candidate",
+    "rate_limit",
     "redaction_enabled",
     "resilient",
     "retry",

@@ -1,33 +1,46 @@
 """`resilient()`: the layers in one fixed order.
 
-Outermost first: cache, retry, breaker, timeout, then the function.
+Outermost first: cache, retry, breaker, rate limit, timeout, then the function.
 
 - The cache is outermost: a hit skips every other layer and answers even while the breaker
   is open.
 - Retry wraps the breaker: the breaker sees every attempt, and once it opens the retry stops
   at once (`CircuitOpenError` is never retried).
+- The rate limiter is inside the breaker: a call the breaker rejects spends no permit, and
+  each attempt spends one. Its `RateLimitExceeded` is no verdict on the service: the
+  breaker does not count it.
 - The timeout is innermost: it limits each attempt, and a timed-out attempt is a failure in
   the breaker's count.
+
+The composite is one wrapper with a fast path: while nobody listens for per-call events and
+the in-memory breaker is closed, one frame admits the call, makes it, and settles the
+success, without building anything; every other case goes through the layers one by one.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from typing import Any, ParamSpec, Protocol, TypeAlias, TypeVar, cast
 
-from . import _settings
-from ._breaker import BreakerPolicy, CircuitBreaker
+from . import _config, _settings
+from ._breaker import CLOSED_ADMISSION, BreakerPolicy, CircuitBreaker, MemoryBreakerStore
 from ._cache import CacheInfo, CachePolicy
-from ._retry import RetryPolicy
+from ._calls import QUIET_DISPATCH, counted, is_async
+from ._clock import SYSTEM_CLOCK, Clock
+from ._config import CURRENT_SCAN
+from ._ratelimit import RateLimiter, RateLimitPolicy
+from ._retry import RetryPolicy, Tries, retry_async, retry_sync
+from ._storage import CLOSED
+from ._text import callable_name
 from ._timeout import TimeoutPolicy
 
 P = ParamSpec("P")
 R = TypeVar("R")
 R_co = TypeVar("R_co", covariant=True)
 
-Layer: TypeAlias = "CachePolicy | RetryPolicy | BreakerPolicy | TimeoutPolicy"
+Layer: TypeAlias = "CachePolicy | RetryPolicy | BreakerPolicy | RateLimitPolicy | TimeoutPolicy"
 
 
 class ResilientFunction(Protocol[P, R_co]):
@@ -37,6 +50,8 @@ class ResilientFunction(Protocol[P, R_co]):
     layers: tuple[Layer, ...]
     #: The function's circuit breaker, or None without a breaker layer.
     breaker: CircuitBreaker | None
+    #: The function's rate limiter, or None without a rate-limit layer.
+    limiter: RateLimiter | None
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co:
         """Call through every layer."""
@@ -61,17 +76,19 @@ def resilient(
     retry: bool | Mapping[str, Any] | RetryPolicy | None = None,
     cache: float | timedelta | Mapping[str, Any] | CachePolicy | None = None,
     breaker: bool | Mapping[str, Any] | BreakerPolicy | None = None,
+    rate_limit: float | Mapping[str, Any] | RateLimitPolicy | None = None,
 ) -> Callable[[Callable[P, R]], ResilientFunction[P, R]]:
     """Wrap the decorated function in the given layers, in one fixed order.
 
-    Outermost first: cache, retry, breaker, timeout, then the function. So a cache hit
-    answers even while the breaker is open, the breaker sees every retry attempt, and a
-    timed-out attempt counts as a breaker failure.
+    Outermost first: cache, retry, breaker, rate limit, timeout, then the function. So a
+    cache hit answers even while the breaker is open, the breaker sees every retry attempt,
+    a call the breaker rejects spends no rate-limit permit, and a timed-out attempt counts
+    as a breaker failure. Synchronous and coroutine functions alike.
 
-    Each argument takes a number (*timeout* seconds, *cache* TTL), a dict of that policy's
-    keyword arguments, a policy object, ``True`` for the defaults (*retry*, *breaker*), or
-    ``None`` to leave the layer out. *breaker* also takes a `CircuitBreaker` to share one
-    breaker between functions.
+    Each argument takes a number (*timeout* seconds, *cache* TTL, *rate_limit* calls per
+    second), a dict of that policy's keyword arguments, a policy object, ``True`` for the
+    defaults (*retry*, *breaker*), or ``None`` to leave the layer out. *breaker* also takes
+    a `CircuitBreaker`, and *rate_limit* a `RateLimiter`, to share one between functions.
 
     Raises:
         ConfigError: at decoration time, naming a bad or unknown setting.
@@ -79,34 +96,132 @@ def resilient(
     cache_policy = CachePolicy.coerce(cache, "resilient", "cache")
     retry_policy = RetryPolicy.coerce(retry, "resilient", "retry")
     breaker_policy = BreakerPolicy.coerce(breaker, "resilient", "breaker")
+    limit_policy = RateLimitPolicy.coerce(rate_limit, "resilient", "rate_limit")
     timeout_policy = TimeoutPolicy.coerce(timeout, "resilient", "timeout")
     layers: tuple[Layer, ...] = tuple(
         layer
-        for layer in (cache_policy, retry_policy, breaker_policy, timeout_policy)
+        for layer in (cache_policy, retry_policy, breaker_policy, limit_policy, timeout_policy)
         if layer is not None
     )
 
     def decorate(func: Callable[P, R]) -> ResilientFunction[P, R]:
         _settings.decorated(func, "resilient")
-        wrapped: Callable[..., Any] = func
-        for layer in reversed(layers):
-            wrapped = layer(wrapped)
-        if wrapped is func:
-            # No layers: still return a wrapper, never decorate the caller's function itself.
-            def call(*args: Any, **kwargs: Any) -> Any:
-                return func(*args, **kwargs)
-
-            wrapped = functools.wraps(func)(call)
-        outer = cast("Any", wrapped)
+        name = callable_name(func)
+        breaker = None if breaker_policy is None else breaker_policy.build(name)
+        limiter = None if limit_policy is None else limit_policy.build(name)
+        inner: Callable[..., Any] = func
+        if timeout_policy is not None:
+            inner = timeout_policy.layer(inner)
+        if limiter is not None:
+            inner = limiter.layer(inner)
+        guarded = inner if breaker is None else breaker.layer(inner)
+        core = guarded if retry_policy is None else retry_policy.layer(guarded)
+        clock = _clock_of(retry_policy, breaker, limiter)
+        fast = _fast_path(retry_policy, breaker)
+        if cache_policy is not None:
+            core = fast(core, inner, name) if fast else core
+            outer: Any = counted(cache_policy.layer(core), name, clock)
+        elif fast is not None:
+            outer = fast(counted(core, name, clock), inner, name)
+        else:
+            outer = counted(core, name, clock)
         outer.layers = layers
-        outer.describe = lambda: " -> ".join(
-            [layer.describe() for layer in layers] + [getattr(func, "__qualname__", "call")]
-        )
-        if breaker_policy is None:
-            outer.breaker = None
+        outer.describe = lambda: " -> ".join([layer.describe() for layer in layers] + [name])
+        outer.breaker = breaker
+        outer.limiter = limiter
         if cache_policy is None:
             outer.cache_clear = lambda: None
             outer.cache_info = lambda: None
         return cast("ResilientFunction[P, R]", outer)
 
     return decorate
+
+
+def _clock_of(*policies: RetryPolicy | CircuitBreaker | RateLimiter | None) -> Clock:
+    """The clock calls are timed on: the outermost layer's that has one."""
+    for policy in policies:
+        if policy is not None:
+            return policy.clock
+    return SYSTEM_CLOCK
+
+
+Fuse: TypeAlias = "Callable[[Callable[..., Any], Callable[..., Any], str], Callable[..., Any]]"
+
+
+def _fast_path(retry: RetryPolicy | None, breaker: CircuitBreaker | None) -> Fuse | None:
+    """How to fuse retry and breaker into one frame, or None where that does not apply.
+
+    The fused frame takes the fast path while no scanner runs, no hook takes per-call
+    events, and the breaker (in this process's memory) is closed; it then does what the
+    layers would, without their frames. Anything else goes to *slow*, the layers one by one.
+    A retry with a ``total`` budget enters a deadline scope per call: no fast path. (Each
+    layer alone already has a fast path of its own.)
+    """
+    if retry is None or retry.total is not None or breaker is None:
+        return None
+    if type(breaker.store) is not MemoryBreakerStore:
+        return None
+
+    def fuse(slow: Callable[..., Any], inner: Callable[..., Any], name: str) -> Callable[..., Any]:
+        if is_async(inner):
+            return _fused_async(slow, inner, name, retry, breaker)
+        return _fused_sync(slow, inner, name, retry, breaker)
+
+    return fuse
+
+
+def _fused_sync(
+    slow: Callable[..., R],
+    inner: Callable[..., R],
+    name: str,
+    retry: RetryPolicy,
+    breaker: CircuitBreaker,
+) -> Callable[..., R]:
+    scan, runtime, quiet = CURRENT_SCAN.get, _config.RUNTIME, QUIET_DISPATCH
+    store: Any = breaker.store
+    ended, clock, monotonic = breaker.ended, breaker.clock, retry.clock.monotonic
+    guarded = breaker.layer(inner)  # later attempts go through the breaker layer
+
+    def resilient_call(*args: Any, **kwargs: Any) -> R:
+        if store.state is CLOSED and scan() is None and runtime.dispatch is quiet[0]:
+            started = monotonic()
+            try:
+                result = inner(*args, **kwargs)
+            except Exception as exc:
+                ended(CLOSED_ADMISSION, exc)
+                return retry_sync(Tries(retry, name, started, None), exc, guarded, args, kwargs)
+            if store.failures:
+                store.record_success(CLOSED_ADMISSION, now=clock.time())
+            return result
+        return slow(*args, **kwargs)
+
+    return functools.wraps(slow)(resilient_call)
+
+
+def _fused_async(
+    slow: Callable[..., Awaitable[R]],
+    inner: Callable[..., Awaitable[R]],
+    name: str,
+    retry: RetryPolicy,
+    breaker: CircuitBreaker,
+) -> Callable[..., Awaitable[R]]:
+    scan, runtime, quiet = CURRENT_SCAN.get, _config.RUNTIME, QUIET_DISPATCH
+    store: Any = breaker.store
+    ended, clock, monotonic = breaker.ended, breaker.clock, retry.clock.monotonic
+    guarded = breaker.layer(inner)
+
+    async def resilient_call(*args: Any, **kwargs: Any) -> R:
+        if store.state is CLOSED and scan() is None and runtime.dispatch is quiet[0]:
+            started = monotonic()
+            try:
+                result = await inner(*args, **kwargs)
+            except Exception as exc:
+                ended(CLOSED_ADMISSION, exc)
+                tries = Tries(retry, name, started, None)
+                return await retry_async(tries, exc, guarded, args, kwargs)
+            if store.failures:
+                store.record_success(CLOSED_ADMISSION, now=clock.time())
+            return result
+        return await slow(*args, **kwargs)
+
+    return functools.wraps(slow)(resilient_call)

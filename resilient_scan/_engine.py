@@ -162,7 +162,11 @@ class Call(Generic[T]):
 
     def wait(self, seconds: float) -> bool:
         """Wait up to *seconds* for the call to finish; return whether it did."""
-        return self._done.acquire(timeout=seconds) if seconds > 0 else self._done.acquire(False)
+        return (
+            self._done.acquire(timeout=seconds)
+            if seconds > 0
+            else self._done.acquire(blocking=False)
+        )
 
     def abandon(self) -> bool:
         """Stop waiting for the call; False if it finished in the meantime.
@@ -220,7 +224,7 @@ class _Worker(threading.Thread):
                 del task
                 pool._release(self)  # noqa: SLF001
         finally:
-            pool._exited()  # noqa: SLF001
+            pool._exited(self)  # noqa: SLF001
 
 
 def _task_failed(exc: BaseException) -> None:
@@ -249,7 +253,9 @@ class DaemonPool:
         idle_seconds: How long an idle thread waits for work before it ends.
     """
 
-    def __init__(self, *, max_threads: int = MAX_THREADS, idle_seconds: float = IDLE_SECONDS) -> None:
+    def __init__(
+        self, *, max_threads: int = MAX_THREADS, idle_seconds: float = IDLE_SECONDS
+    ) -> None:
         """Create an empty pool; threads start with the first calls."""
         from ._settings import integer, seconds  # noqa: PLC0415 - settings import the clock
 
@@ -263,7 +269,10 @@ class DaemonPool:
 
     def __repr__(self) -> str:
         """Show the bound and the threads."""
-        return f"DaemonPool(max_threads={self.max_threads}, threads={self._alive}, idle={len(self._idle)})"
+        return (
+            f"DaemonPool(max_threads={self.max_threads}, threads={self._alive},"
+            f" idle={len(self._idle)})"
+        )
 
     @property
     def threads(self) -> int:
@@ -276,15 +285,20 @@ class DaemonPool:
         Raises:
             ThreadLimitError: when the pool has *max_threads* threads and none is idle.
         """
-        with self._lock:
-            worker = self._idle.pop() if self._idle else None
-            if worker is None or not worker.is_alive():
-                if worker is not None:
-                    self._alive -= 1  # a thread that died with its process's fork
+        # The idle list is taken from and given back to without the pool's lock: `list.pop`,
+        # `append` and `remove` are atomic, and each worker is on it at most once. Every
+        # thread on it is alive: a worker leaves it before it ends (`_retire`, `_exited`),
+        # and a forked child starts with an empty one. The lock guards the thread count.
+        try:
+            worker: _Worker | None = self._idle.pop()
+        except IndexError:
+            worker = None
+            with self._lock:
                 if self._alive >= self.max_threads:
-                    raise ThreadLimitError(self.max_threads, _config.abandoned_calls().hung())
+                    raise ThreadLimitError(
+                        self.max_threads, _config.abandoned_calls().hung()
+                    ) from None
                 self._alive += 1
-                worker = None
         if worker is not None:
             worker.tasks.put(task)
             return
@@ -314,17 +328,18 @@ class DaemonPool:
         return call
 
     def _release(self, worker: _Worker) -> None:
-        with self._lock:
-            self._idle.append(worker)
+        self._idle.append(worker)
 
     def _retire(self, worker: _Worker) -> bool:
-        with self._lock:
-            if worker in self._idle:
-                self._idle.remove(worker)
-                return True
+        """Take an idle *worker* off the list; False if a caller took it first."""
+        try:
+            self._idle.remove(worker)
+        except ValueError:
             return False
+        return True
 
-    def _exited(self) -> None:
+    def _exited(self, worker: _Worker) -> None:
+        self._retire(worker)  # in case it ended some other way than retiring
         with self._lock:
             self._alive -= 1
 

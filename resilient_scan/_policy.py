@@ -9,9 +9,9 @@ The decorator factories (``rs.retry``, ``rs.timeout``, ...) are the classes them
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from . import _settings
 from ._errors import ConfigError, KeyPart
@@ -120,6 +120,15 @@ class Policy:
             parts.append("True (defaults)")
         parts += [f"a dict of {cls.kind} settings", f"a {cls.__name__}", "None"]
         return ", ".join(parts[:-1]) + " or " + parts[-1]
+
+    def layer(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        """Wrap *func* in this policy as one layer of `resilient`.
+
+        The same as decorating, except that a layer does not count calls for the running
+        scanner nor report `CallFinished`: the composite's outermost wrapper does, once per
+        call. Policies whose own wrapper counts calls override this.
+        """
+        return cast("Callable[[Callable[..., Any]], Callable[..., Any]]", self)(func)
 
     def describe(self) -> str:  # pragma: no cover - every policy overrides it
         """A short text, as shown by ``resilient(...).describe()``."""

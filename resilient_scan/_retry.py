@@ -1,8 +1,11 @@
-"""The retry policy: exponential backoff with full jitter, built on tenacity.
+"""The retry policy: exponential backoff with full jitter, budgets, and servers' Retry-After.
 
-tenacity's `Retrying` keeps per-object statistics and is not safe to share between threads,
-and its machinery costs more than the other layers together. So the first attempt runs
-outside tenacity, and only after it fails does each call build its own `Retrying`.
+The loop is ours, not tenacity's. Every decision (retry or give up, how long to wait, why)
+is made in one place, `Tries.wait_after`, on one clock (the policy's) and against one
+deadline (the earliest of the retry's budget and any enclosing one), and the same decisions
+serve the synchronous and the asynchronous loop. tenacity's ``Retrying`` would add an object
+per call (they are not safe to share between threads), a second clock of its own and an
+async twin, for a loop of a few lines; the first attempt runs before any of this is built.
 """
 
 from __future__ import annotations
@@ -10,23 +13,22 @@ from __future__ import annotations
 import functools
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta, timezone
-from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, TypeVar
+from typing import Any, ClassVar, ParamSpec, TypeVar, cast
 
-from . import _deadline, _settings
-from ._clock import SYSTEM_CLOCK, Clock, backoff_sleep
-from ._deadline import Deadline
-from ._errors import CircuitOpenError, ConfigError
+from . import _config, _settings
+from ._calls import QUIET_DISPATCH, Attempt, counted, is_async, quiet
+from ._clock import SYSTEM_CLOCK, Clock, backoff_sleep, backoff_sleep_async
+from ._config import CURRENT_SCAN, DEADLINE
+from ._deadline import Deadline, scope
+from ._errors import CircuitOpenError, ConfigError, RateLimitExceeded
 from ._events import RetryExhausted, RetryScheduled
 from ._instrument import emit, wanted
 from ._policy import Policy
 from ._settings import ExceptionFilter, ExceptionMatcher, Seconds
 from ._text import callable_name, describe_error, error_type
-
-if TYPE_CHECKING:
-    import tenacity
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -42,17 +44,24 @@ class RetryPolicy(Policy):
     Waits ``backoff * 2**n`` before retry n (from 0), capped at *max_backoff*, a uniform
     random part of it when *jitter* ("full jitter"). An exception that carries a server's
     ``Retry-After`` (a numeric ``retry_after`` attribute, or the header on an attached HTTP
-    response) waits at least that long. Stops after *attempts* calls in all, or when the next
-    wait would end past the *total* budget or past the deadline of an enclosing timeout, and
-    then re-raises the last exception unchanged. `CircuitOpenError` is never retried.
+    response) waits at least that long; a server that asks for more than *max_backoff*, or
+    for more than the time left, is not waited for: the call gives up at once. Stops after
+    *attempts* calls in all, or when the next wait would end past the *total* budget or past
+    an enclosing deadline, and then re-raises the last exception unchanged.
+
+    Only `Exception` subclasses are retried, never `CircuitOpenError`, and never
+    `KeyboardInterrupt`, `SystemExit`, `GeneratorExit` or a cancellation, whatever *on*
+    says. A predicate *on* that raises answers "do not retry": the caller gets the original
+    exception, with the predicate's error attached as a note.
 
     Attributes:
         attempts: Calls in all, the first included (1 means no retry).
         backoff: The first wait; the n-th wait (from 0) is ``backoff * 2**n``.
-        max_backoff: The cap on any one computed wait.
+        max_backoff: The cap on any one wait, a server's ``Retry-After`` included.
         jitter: Wait a uniform random time between 0 and the computed wait.
         on: Which exceptions to retry: a type, a tuple of types, or a predicate.
-        total: A budget in seconds over all attempts and waits.
+        total: A budget in seconds over all attempts and waits; inside the call it is the
+            deadline that `time_remaining` reports and inner timeouts keep.
         clock: Where time comes from (tests pass a fake clock).
 
     Raises:
@@ -87,7 +96,8 @@ class RetryPolicy(Policy):
         cap = _settings.seconds(max_backoff, ("retry", "max_backoff"), allow_zero=True)
         if cap < first_wait:
             raise ConfigError(
-                ("retry", "max_backoff"), f"must be >= backoff ({first_wait:g}), got {max_backoff!r}"
+                ("retry", "max_backoff"),
+                f"must be >= backoff ({first_wait:g}), got {max_backoff!r}",
             )
         self._assign(
             attempts=_settings.integer(attempts, ("retry", "attempts"), minimum=1),
@@ -114,33 +124,19 @@ class RetryPolicy(Policy):
     def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
         """Wrap *func* in this retry policy."""
         _settings.decorated(func, "retry")
+        return counted(self.layer(func), callable_name(func), self.clock)
+
+    def layer(self, func: Callable[P, R]) -> Callable[P, R]:
+        """Wrap *func* in this retry policy, as one layer of `resilient` (calls not counted)."""
         name = callable_name(func)
-        single_attempt = self.attempts == 1
-        monotonic = self.clock.monotonic
-        policy = self
+        if is_async(func):
+            coroutine_function = cast("Callable[..., Awaitable[Any]]", func)
+            return cast("Callable[P, R]", _async_retry(self, name, coroutine_function))
+        return _sync_retry(self, name, func)
 
-        def call_with_retry(*args: P.args, **kwargs: P.kwargs) -> R:
-            started = monotonic()
-            try:
-                return func(*args, **kwargs)
-            except Exception as exc:
-                if single_attempt or not policy.retryable(exc, name):
-                    raise
-                first_failure = exc
-            return _Retry(policy, name, started).run(first_failure, func, args, kwargs)
-
-        total = self.total
-        if total is None:
-            return functools.wraps(func)(call_with_retry)
-        clock = self.clock
-
-        def call_within_budget(*args: P.args, **kwargs: P.kwargs) -> R:
-            # The budget is also the deadline of each attempt: an inner timeout ends an
-            # attempt when the budget runs out, and time_remaining() inside tells it.
-            with _deadline.scope(Deadline.after(total, clock)):
-                return call_with_retry(*args, **kwargs)
-
-        return functools.wraps(func)(call_within_budget)
+    def budget(self) -> Deadline | None:
+        """A new call's budget as a deadline on the policy's clock (None without ``total``)."""
+        return None if self.total is None else Deadline.after(self.total, self.clock)
 
     def describe(self) -> str:
         """Return a short description, as shown by ``resilient(...).describe()``."""
@@ -159,109 +155,234 @@ class RetryPolicy(Policy):
 retry = RetryPolicy
 
 
-class _Retry:
-    """The retries of one call, after its first attempt failed: one per call, never shared."""
+class Tries:
+    """The attempts of one call after its first failure: one per call, never shared.
 
-    def __init__(self, policy: RetryPolicy, name: str, started: float) -> None:
+    `wait_after` makes every decision: whether to retry, how long to wait, and why not.
+    """
+
+    __slots__ = ("attempt", "budget", "name", "policy", "started", "traced")
+
+    def __init__(
+        self, policy: RetryPolicy, name: str, started: float, budget: Deadline | None
+    ) -> None:
         self.policy = policy
         self.name = name
         self.started = started
+        self.budget = budget
+        self.attempt = 1  # the attempt that just failed
+        self.traced = not quiet()
 
-    def run(
-        self,
-        first_failure: Exception,
-        func: Callable[..., R],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> R:
-        import tenacity  # noqa: PLC0415 - loaded on the first retry, not at import
-
-        replay = [first_failure]
-
-        def attempt() -> R:
-            # tenacity counts from its own first attempt; handing it the failure that
-            # already happened keeps its attempt numbers and ours the same.
-            if replay:
-                raise replay.pop()
-            return func(*args, **kwargs)
-
+    def wait_after(self, exc: BaseException) -> float | None:
+        """The seconds to wait before the next attempt, or None to give up now."""
         policy = self.policy
-        retrying = tenacity.Retrying(
-            sleep=functools.partial(backoff_sleep, policy.clock),
-            stop=self._stop,
-            wait=self._wait,
-            retry=tenacity.retry_if_exception(lambda exc: policy.retryable(exc, self.name)),
-            before_sleep=self._scheduled,
-            reraise=True,
-        )
-        return retrying(attempt)
-
-    def _wait(self, state: tenacity.RetryCallState) -> float:
-        policy = self.policy
-        wait = policy.computed_wait(state.attempt_number - 1)
+        if not policy.retryable(exc, self.name):
+            if self.attempt > 1 and isinstance(exc, Exception):
+                self._give_up(exc, "not_retryable")
+            return None
+        if self.attempt >= policy.attempts:
+            self._give_up(exc, "attempts")
+            return None
+        wait = policy.computed_wait(self.attempt - 1)
         if policy.jitter:
             wait = random.uniform(0.0, wait)
-        exc = _exception(state)
-        server_wait = retry_after(exc, policy.clock) if exc is not None else None
-        if server_wait is not None:
-            wait = max(wait, server_wait)
-        return wait
-
-    def _stop(self, state: tenacity.RetryCallState) -> bool:
-        policy = self.policy
-        wait = state.upcoming_sleep
-        exc = _exception(state)
-        reason = None
-        if state.attempt_number >= policy.attempts:
-            reason = "attempts"
-        elif exc is not None and (server := retry_after(exc, policy.clock)) is not None and (
-            server > policy.max_backoff
-        ):
-            reason = "retry_after"
-        elif (
-            policy.total is not None
-            and policy.clock.monotonic() - self.started + wait > policy.total
-        ):
-            reason = "budget"
-        else:
-            remaining = _deadline.remaining()
-            if wait >= remaining:
-                reason = "deadline"
-        if reason is None:
-            return False
-        if wanted(RetryExhausted):
-            emit(
-                RetryExhausted(
-                    self.name,
-                    state.attempt_number,
-                    reason,
-                    None if exc is None else error_type(exc),
-                    None if exc is None else describe_error(exc),
-                    round(policy.clock.monotonic() - self.started, 3),
-                    exc,
-                )
-            )
-        return True
-
-    def _scheduled(self, state: tenacity.RetryCallState) -> None:
-        exc = _exception(state)
+        server = _server_wait(exc, policy.clock)
+        if server is not None:
+            if server > policy.max_backoff:
+                self._give_up(exc, "retry_after")
+                return None
+            wait = max(wait, server)
+        deadline = DEADLINE.get()  # the earliest of this call's budget and any enclosing one
+        if deadline is not None and wait >= deadline.remaining():
+            if server is not None and wait == server:
+                reason = "retry_after"
+            else:
+                reason = "budget" if deadline is self.budget else "deadline"
+            self._give_up(exc, reason)
+            return None
         if wanted(RetryScheduled):
             emit(
                 RetryScheduled(
                     self.name,
-                    state.attempt_number,
-                    round(state.upcoming_sleep, 3),
-                    None if exc is None else error_type(exc),
-                    None if exc is None else describe_error(exc),
-                    None if exc is None else retry_after(exc, self.policy.clock),
+                    self.attempt,
+                    round(wait, 3),
+                    error_type(exc),
+                    describe_error(exc),
+                    server,
+                    exc,
+                )
+            )
+        self.attempt += 1
+        return wait
+
+    def _give_up(self, exc: BaseException, reason: str) -> None:
+        if wanted(RetryExhausted):
+            elapsed = round(self.policy.clock.monotonic() - self.started, 3)
+            emit(
+                RetryExhausted(
+                    self.name,
+                    self.attempt,
+                    reason,
+                    error_type(exc),
+                    describe_error(exc),
+                    elapsed,
                     exc,
                 )
             )
 
 
-def _exception(state: tenacity.RetryCallState) -> BaseException | None:
-    outcome = state.outcome
-    return None if outcome is None else outcome.exception()
+def _server_wait(exc: BaseException, clock: Clock) -> float | None:
+    """The wait the failure asks for: a server's Retry-After, or a rate limiter's wait."""
+    if isinstance(exc, RateLimitExceeded):
+        return exc.wait
+    return retry_after(exc, clock)
+
+
+def retry_sync(
+    tries: Tries,
+    first: BaseException,
+    func: Callable[..., R],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> R:
+    """Go on after the first attempt of a call failed with *first*: retry or re-raise."""
+    clock = tries.policy.clock
+    failure = first
+    while True:
+        wait = tries.wait_after(failure)
+        if wait is None:
+            raise failure
+        backoff_sleep(clock, wait)
+        attempt = Attempt(tries.name, tries.attempt, clock) if tries.traced else None
+        try:
+            result = func(*args, **kwargs)
+        except BaseException as exc:
+            if attempt is not None:
+                attempt.finish(exc)
+            failure = exc
+            continue
+        if attempt is not None:
+            attempt.finish(None)
+        return result
+
+
+async def retry_async(
+    tries: Tries,
+    first: BaseException,
+    func: Callable[..., Awaitable[R]],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> R:
+    """`retry_sync` for a coroutine function: waits without blocking the event loop."""
+    clock = tries.policy.clock
+    failure = first
+    while True:
+        wait = tries.wait_after(failure)
+        if wait is None:
+            raise failure
+        await backoff_sleep_async(clock, wait)
+        attempt = Attempt(tries.name, tries.attempt, clock) if tries.traced else None
+        try:
+            result = await func(*args, **kwargs)
+        except BaseException as exc:
+            if attempt is not None:
+                attempt.finish(exc)
+            failure = exc
+            continue
+        if attempt is not None:
+            attempt.finish(None)
+        return result
+
+
+def _sync_retry(policy: RetryPolicy, name: str, func: Callable[P, R]) -> Callable[P, R]:
+    monotonic = policy.clock.monotonic
+    scan = CURRENT_SCAN.get
+    runtime = _config.RUNTIME
+
+    def attempts(budget: Deadline | None, args: Any, kwargs: Any) -> R:
+        started = monotonic()
+        if (scan() is None and runtime.dispatch is QUIET_DISPATCH[0]) or quiet():
+            try:
+                return func(*args, **kwargs)
+            except Exception as exc:
+                first: BaseException = exc
+        else:
+            attempt = Attempt(name, 1, policy.clock)
+            try:
+                result = func(*args, **kwargs)
+            except BaseException as exc:
+                attempt.finish(exc)
+                if not isinstance(exc, Exception):
+                    raise
+                first = exc
+            else:
+                attempt.finish(None)
+                return result
+        return retry_sync(Tries(policy, name, started, budget), first, func, args, kwargs)
+
+    if policy.total is None:
+
+        @functools.wraps(func)
+        def call_with_retry(*args: P.args, **kwargs: P.kwargs) -> R:
+            return attempts(None, args, kwargs)
+
+        return call_with_retry
+
+    @functools.wraps(func)
+    def call_within_budget(*args: P.args, **kwargs: P.kwargs) -> R:
+        # The budget is also the deadline of each attempt: an inner timeout ends an
+        # attempt when the budget runs out, and time_remaining() inside tells it.
+        budget = policy.budget()
+        with scope(budget):
+            return attempts(budget, args, kwargs)
+
+    return call_within_budget
+
+
+def _async_retry(
+    policy: RetryPolicy, name: str, func: Callable[P, Awaitable[R]]
+) -> Callable[P, Awaitable[R]]:
+    monotonic = policy.clock.monotonic
+    scan = CURRENT_SCAN.get
+    runtime = _config.RUNTIME
+
+    async def attempts(budget: Deadline | None, args: Any, kwargs: Any) -> R:
+        started = monotonic()
+        if (scan() is None and runtime.dispatch is QUIET_DISPATCH[0]) or quiet():
+            try:
+                return await func(*args, **kwargs)
+            except Exception as exc:
+                first: BaseException = exc
+        else:
+            attempt = Attempt(name, 1, policy.clock)
+            try:
+                result = await func(*args, **kwargs)
+            except BaseException as exc:
+                attempt.finish(exc)
+                if not isinstance(exc, Exception):
+                    raise
+                first = exc
+            else:
+                attempt.finish(None)
+                return result
+        tries = Tries(policy, name, started, budget)
+        return await retry_async(tries, first, func, args, kwargs)
+
+    if policy.total is None:
+
+        @functools.wraps(func)
+        async def call_with_retry(*args: P.args, **kwargs: P.kwargs) -> R:
+            return await attempts(None, args, kwargs)
+
+        return call_with_retry
+
+    @functools.wraps(func)
+    async def call_within_budget(*args: P.args, **kwargs: P.kwargs) -> R:
+        budget = policy.budget()
+        with scope(budget):
+            return await attempts(budget, args, kwargs)
+
+    return call_within_budget
 
 
 def retry_after(exc: BaseException, clock: Clock = SYSTEM_CLOCK) -> float | None:
@@ -270,7 +391,8 @@ def retry_after(exc: BaseException, clock: Clock = SYSTEM_CLOCK) -> float | None
     Looks at, in order: a numeric ``retry_after`` attribute (seconds) on the exception, then a
     ``Retry-After`` header (delay-seconds or an HTTP date) on ``exc.response.headers``
     (httpx, requests) or ``exc.headers`` (urllib). Neither library is imported. A value that
-    is not a finite, non-negative number of seconds is ignored.
+    is not a non-negative number of seconds is ignored; one too large for a float reads as
+    infinity (and a retry gives up at once rather than wait for it).
     """
     value = getattr(exc, "retry_after", None)
     if isinstance(value, timedelta):

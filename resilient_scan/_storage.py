@@ -55,6 +55,9 @@ class Admission:
         retry_in: For a rejection: seconds until a trial may be admitted (0.0 while a
             trial is already running).
         token: For a trial: the lease's token, to be handed back with its outcome.
+        transition: The change of state that admitting made, if any (an open breaker
+            past its reset timeout turned half-open to admit this trial), so the breaker
+            reports it once, from the process that made it.
     """
 
     verdict: Literal["closed", "trial", "rejected"]
@@ -62,6 +65,7 @@ class Admission:
     failures: int = 0
     retry_in: float = 0.0
     token: str | None = None
+    transition: Transition | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
 
 import pybreaker
 import pytest
 
 import resilient_scan as rs
-from resilient_scan.testing import FakeClock
+from resilient_scan.instrumentation import BreakerStateChanged, PredicateFailed, add_hook
+from resilient_scan.testing import FakeClock, capture_events
 
 RESET = 10.0
 
@@ -169,8 +174,9 @@ def test_excluded_exceptions_do_not_count(
     assert call.breaker.state == "open"
 
 
-def test_a_scan_timeout_from_an_inner_timeout_counts_as_a_failure(clock: FakeClock):
-    release = threading.Event()
+def test_a_scan_timeout_from_an_inner_timeout_counts_as_a_failure(
+    clock: FakeClock, release: threading.Event
+):
 
     def hang() -> str:
         release.wait(5.0)
@@ -326,3 +332,198 @@ def test_an_exclude_that_is_not_types_or_predicates_is_a_config_error(exclude: o
         rs.circuit_breaker(exclude=exclude)  # type: ignore[arg-type]
     with pytest.raises(rs.ConfigError, match=r"resilient\.breaker\.exclude"):
         rs.resilient(breaker={"exclude": exclude})
+
+
+# -- hardening (issue 7) -------------------------------------------------------------------
+
+
+def only_client_errors(exc: BaseException) -> bool:
+    """An exclude predicate written for HTTP errors: raises on errors without a status."""
+    status: int = exc.status  # type: ignore[attr-defined]
+    return 400 <= status < 500
+
+
+def interrupting(exc: BaseException) -> bool:
+    raise KeyboardInterrupt
+
+
+def test_a_raising_exclude_predicate_counts_the_call_as_a_failure_and_keeps_the_error(
+    clock: FakeClock,
+):
+    service = Service()
+    call = rs.circuit_breaker(fail_max=2, exclude=(only_client_errors,), clock=clock)(service)
+    with capture_events(PredicateFailed) as events:
+        for attempt in range(2):
+            error = ConnectionError(f"reset {attempt}")
+            service.error = error
+            with pytest.raises(ConnectionError) as info:
+                call()
+            assert info.value is error
+            notes = getattr(error, "__notes__", [])
+            assert any("circuit_breaker.exclude[0]" in n and "AttributeError" in n for n in notes)
+    assert call.breaker.state == "open"
+    assert [(e.where, e.original_error_type) for e in events.of(PredicateFailed)] == [
+        ("circuit_breaker.exclude[0]", "ConnectionError")
+    ] * 2
+
+
+@pytest.mark.parametrize(
+    "predicate", [only_client_errors, interrupting], ids=["raises", "interrupts"]
+)
+def test_a_raising_exclude_predicate_in_the_half_open_trial_never_leaves_the_trial_held(
+    clock: FakeClock, predicate: Callable[[BaseException], bool]
+):
+    service = Service()
+    call = rs.circuit_breaker(fail_max=1, reset_timeout=RESET, exclude=predicate, clock=clock)(
+        service
+    )
+    service.error = ConnectionError("down")
+    with pytest.raises((ConnectionError, KeyboardInterrupt)):
+        call()
+    assert call.breaker.state == "open"  # the predicate could not tell: a failure
+    clock.advance(RESET + 1)
+    with pytest.raises((ConnectionError, KeyboardInterrupt)):
+        call()  # the trial: it failed, so the breaker opens again (not stuck half-open)
+    assert call.breaker.state == "open"
+    clock.advance(RESET + 1)
+    service.error = None
+    assert call() == "ok"  # a new trial is admitted and closes it
+    assert call.breaker.state == "closed"
+
+
+def test_a_hook_that_raises_changes_neither_the_state_nor_the_error(
+    clock: FakeClock, capsys: pytest.CaptureFixture[str]
+):
+    def broken_hook(event: object) -> None:
+        raise BrokenPipeError("log sink gone")
+
+    add_hook(broken_hook)
+    service = Service()
+    call = guarded(service, clock, fail_max=1)
+    service.error = ConnectionError("down")
+    with pytest.raises(ConnectionError):
+        call()
+    assert call.breaker.state == "open"
+    with pytest.raises(rs.CircuitOpenError):
+        call()
+    clock.advance(RESET + 1)
+    service.error = None
+    assert call() == "ok"
+    assert call.breaker.state == "closed"
+    assert capsys.readouterr().err.count("BrokenPipeError: log sink gone") == 1
+
+
+def test_every_state_change_is_reported_once_including_half_open_and_a_failed_trial(
+    clock: FakeClock,
+):
+    service = Service()
+    call = rs.circuit_breaker(fail_max=1, reset_timeout=RESET, name="quotes", clock=clock)(service)
+    with capture_events(BreakerStateChanged) as events:
+        trip(call, service, 1)
+        clock.advance(RESET + 1)
+        trip(call, service, 1)  # the trial fails
+        clock.advance(RESET + 1)
+        call()  # the next trial succeeds
+    assert [(e.from_state, e.to_state) for e in events.of(BreakerStateChanged)] == [
+        ("closed", "open"),
+        ("open", "half-open"),
+        ("half-open", "open"),
+        ("open", "half-open"),
+        ("half-open", "closed"),
+    ]
+
+
+class CountingStore:
+    """A `BreakerStore` that counts its round trips, keeping its state in memory."""
+
+    def __init__(self) -> None:
+        self.inner = rs.MemoryBreakerStore()
+        self.trips: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.inner, name)
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.trips.append(name)
+            return method(*args, **kwargs)
+
+        return counted
+
+    # The protocol's methods, spelled out so isinstance(store, rs.BreakerStore) holds.
+    def admit(self, **kwargs: Any) -> Any:
+        return self.__getattr__("admit")(**kwargs)
+
+    def record_success(self, admission: Any, **kwargs: Any) -> Any:
+        return self.__getattr__("record_success")(admission, **kwargs)
+
+    def record_failure(self, admission: Any, **kwargs: Any) -> Any:
+        return self.__getattr__("record_failure")(admission, **kwargs)
+
+    def release(self, admission: Any) -> None:
+        self.__getattr__("release")(admission)
+
+    def snapshot(self, **kwargs: Any) -> Any:
+        return self.__getattr__("snapshot")(**kwargs)
+
+    def force(self, state: str, **kwargs: Any) -> Any:
+        return self.__getattr__("force")(state, **kwargs)
+
+
+def test_the_happy_path_costs_one_store_round_trip_and_no_write(clock: FakeClock):
+    store = CountingStore()
+    assert isinstance(store, rs.BreakerStore)
+    service = Service()
+    call = rs.circuit_breaker(fail_max=3, storage=store, clock=clock)(service)
+    for _ in range(3):
+        call()
+    assert store.trips == ["admit"] * 3
+    store.trips.clear()
+    trip(call, service, 1)
+    call()  # one failure to reset: this success writes once
+    call()
+    assert store.trips == ["admit", "record_failure", "admit", "record_success", "admit"]
+
+
+def test_the_opening_time_keeps_full_float_precision(clock: FakeClock):
+    clock.advance(0.123456789)
+    service = Service()
+    call = guarded(service, clock, fail_max=1)
+    trip(call, service, 1)
+    store = call.breaker.store
+    assert isinstance(store, rs.MemoryBreakerStore)
+    assert store.opened_at == clock.time()
+    assert call.breaker.retry_in == RESET
+
+
+def test_breakers_on_one_pybreaker_storage_run_one_half_open_trial_in_this_process(
+    clock: FakeClock,
+):
+    storage = pybreaker.CircuitMemoryStorage(pybreaker.STATE_CLOSED)
+    first_service, second_service = Service(), Service()
+    first = rs.circuit_breaker(fail_max=1, reset_timeout=RESET, storage=storage, clock=clock)(
+        first_service
+    )
+    second = rs.circuit_breaker(fail_max=1, reset_timeout=RESET, storage=storage, clock=clock)(
+        second_service
+    )
+    trip(first, first_service, 1)
+    clock.advance(RESET + 1)
+    first_service.hold = threading.Event()
+    with ThreadPoolExecutor(1) as pool:
+        trial = pool.submit(first)
+        assert first_service.entered.wait(5)
+        with pytest.raises(rs.CircuitOpenError):
+            second()
+        first_service.hold.set()
+        assert trial.result(5) == "ok"
+    assert second_service.calls == 0
+    assert second.breaker.state == "closed"
+
+
+def test_a_child_forked_during_a_half_open_trial_owns_no_trial_of_its_parent():
+    script = Path(__file__).parent / "scripts" / "fork_half_open.py"
+    done = subprocess.run(  # noqa: S603 - our own interpreter and script
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "parent=rejected child=ok closed"

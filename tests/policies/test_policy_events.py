@@ -43,8 +43,7 @@ def test_retry_exhausted_is_logged_once_when_attempts_run_out(clock: FakeClock):
     assert exhausted[0]["log_level"] == "warning"
 
 
-def test_timeout_fired_names_the_limit_and_the_elapsed_time():
-    release = threading.Event()
+def test_timeout_fired_names_the_limit_and_the_elapsed_time(release: threading.Event):
 
     @rs.timeout(0.1)
     def hang() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 import socket
 import subprocess
@@ -15,9 +16,11 @@ import pytest
 import structlog
 
 import resilient_scan as rs
+from resilient_scan.instrumentation import CallAbandoned, TimeoutFired
+from resilient_scan.testing import capture_events
 from tests.helpers import capture_with_contextvars, events_named, wait_until
 
-LIMIT = 0.2
+LIMIT = 0.05
 # Shared 2-core machines are noisy: a 0.2 s timeout only has to fire before this.
 FIRES_BEFORE = 1.5
 
@@ -48,9 +51,11 @@ def silent_peer() -> Iterator[SilentPeer]:
 
 
 def test_fires_while_the_call_is_blocked_in_time_sleep():
+    before = rs.abandoned_threads()
+
     @rs.timeout(LIMIT)
     def sleepy() -> str:
-        time.sleep(2.0)
+        time.sleep(4 * LIMIT)
         return "woke up"
 
     started = time.monotonic()
@@ -58,6 +63,7 @@ def test_fires_while_the_call_is_blocked_in_time_sleep():
         sleepy()
     elapsed = time.monotonic() - started
     assert LIMIT - 0.02 <= elapsed < FIRES_BEFORE
+    assert wait_until(lambda: rs.abandoned_threads() == before)  # nothing left for later tests
 
 
 def test_fires_while_the_call_is_blocked_in_a_socket_recv(silent_peer: SilentPeer):
@@ -80,8 +86,7 @@ def test_fires_while_the_call_is_blocked_in_a_socket_recv(silent_peer: SilentPee
     assert returned.wait(5.0)
 
 
-def test_scan_timeout_is_a_timeout_error_that_carries_the_limit():
-    release = threading.Event()
+def test_scan_timeout_is_a_timeout_error_that_carries_the_limit(release: threading.Event):
 
     @rs.timeout(LIMIT)
     def hang() -> None:
@@ -117,10 +122,9 @@ def test_reraises_the_call_exception_unchanged():
     assert info.value is error
 
 
-def test_abandoned_threads_counts_a_timed_out_call_until_it_returns():
+def test_abandoned_threads_counts_a_timed_out_call_until_it_returns(release: threading.Event):
     # Calls abandoned by earlier tests finish within a few seconds; start from none.
     assert wait_until(lambda: rs.abandoned_threads() == 0, timeout=10.0)
-    release = threading.Event()
 
     @rs.timeout(0.1)
     def hang() -> None:
@@ -208,8 +212,9 @@ def test_caller_structlog_context_reaches_events_emitted_inside_the_call():
 
 
 @pytest.mark.usefixtures("structlog_defaults")
-def test_caller_structlog_context_reaches_the_late_finish_event_of_an_abandoned_call():
-    release = threading.Event()
+def test_caller_structlog_context_reaches_the_late_finish_event_of_an_abandoned_call(
+    release: threading.Event,
+):
 
     @rs.timeout(0.1)
     def hang() -> None:
@@ -273,14 +278,13 @@ def test_keeps_the_wrapped_function_metadata():
     assert inspect.unwrap(wrapped) is fetch_quotes
 
 
-def test_an_enclosing_deadline_that_ends_sooner_shortens_the_limit():
-    release = threading.Event()
+def test_an_enclosing_deadline_that_ends_sooner_shortens_the_limit(release: threading.Event):
 
     @rs.timeout(30)
     def hang() -> None:
         release.wait(10)
 
-    @rs.timeout(0.3)
+    @rs.timeout(0.1)
     def outer() -> None:
         hang()
 
@@ -291,8 +295,8 @@ def test_an_enclosing_deadline_that_ends_sooner_shortens_the_limit():
         elapsed = time.monotonic() - started
     finally:
         release.set()
-    # The inner 30 s limit gave way to the outer 0.3 s one: the inner call timed out first.
-    assert info.value.limit <= 0.3
+    # The inner 30 s limit gave way to the outer 0.1 s one: the inner call timed out first.
+    assert info.value.limit <= 0.1
     assert elapsed < 3.0
 
 
@@ -303,12 +307,78 @@ def test_a_spent_enclosing_budget_does_not_start_the_call():
     def inner() -> None:
         calls.append(1)
 
-    @rs.timeout(0.2)
+    @rs.timeout(0.05)
     def outer() -> None:
-        time.sleep(0.4)  # the outer limit passes; this thread goes on (abandoned)
+        time.sleep(0.1)  # the outer limit passes; this thread goes on (abandoned)
         inner()
 
     with pytest.raises(rs.ScanTimeout):
         outer()
     assert wait_until(lambda: rs.abandoned_threads() == 0)
     assert calls == []
+
+
+@pytest.mark.parametrize("seconds", [1e10, 2**1024, float("inf")], ids=["1e10", "2**1024", "inf"])
+def test_a_limit_no_wait_can_take_is_a_config_error_at_construction(seconds: float):
+    with pytest.raises(rs.ConfigError) as info:
+        rs.timeout(seconds)
+    assert info.value.path == ("timeout", "seconds")
+    with pytest.raises(rs.ConfigError) as info:
+        rs.resilient(timeout=seconds)
+    assert info.value.path == ("resilient", "timeout", "seconds")
+
+
+def test_a_full_pool_fails_new_calls_at_once_naming_the_bound_and_the_hung_functions(
+    release: threading.Event,
+):
+    pool = rs.DaemonPool(max_threads=2)
+    before = rs.abandoned_threads()
+
+    @rs.timeout(0.05, pool=pool)
+    def stuck_feed() -> None:
+        release.wait(10)
+
+    @rs.timeout(5, pool=pool)
+    def quick() -> str:
+        return "ok"
+
+    for _ in range(2):
+        with pytest.raises(rs.ScanTimeout):
+            stuck_feed()
+    started = time.monotonic()
+    with pytest.raises(rs.ThreadLimitError) as info:
+        quick()
+    assert time.monotonic() - started < 0.5
+    assert info.value.limit == 2
+    assert (stuck_feed.__qualname__, 2) in info.value.hung
+    assert "max_threads=2" in str(info.value)
+    assert f"{stuck_feed.__qualname__} x2" in str(info.value)
+    release.set()
+    assert wait_until(lambda: rs.abandoned_threads() == before)
+    assert quick() == "ok"  # the threads came back to the pool
+
+
+def test_an_abandoned_call_is_reported_with_the_running_count(release: threading.Event):
+    @rs.timeout(0.05)
+    def hang() -> None:
+        release.wait(10)
+
+    before = rs.abandoned_threads()
+    with capture_events(CallAbandoned, TimeoutFired) as events, pytest.raises(rs.ScanTimeout):
+        hang()
+    abandoned, fired = events.of(CallAbandoned), events.of(TimeoutFired)
+    assert [(e.function, e.abandoned) for e in abandoned] == [(hang.__qualname__, before + 1)]
+    assert [(e.limit, e.abandoned, e.cancelled) for e in fired] == [(0.05, before + 1, False)]
+
+
+def test_the_call_runs_on_another_thread_so_thread_locals_are_not_seen_but_context_is():
+    local = threading.local()
+    local.session = "caller's session"
+    request: contextvars.ContextVar[str] = contextvars.ContextVar("request", default="none")
+    request.set("req-1")
+
+    @rs.timeout(1)
+    def inside() -> tuple[str | None, str]:
+        return getattr(local, "session", None), request.get()
+
+    assert inside() == (None, "req-1")

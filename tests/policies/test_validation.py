@@ -49,6 +49,15 @@ BAD_SETTINGS: list[tuple[str, Callable[[], object], str, object]] = [
         str,
     ),
     ("CircuitBreaker fail_max zero", lambda: rs.CircuitBreaker(fail_max=0), "fail_max", 0),
+    ("timeout past TIMEOUT_MAX", lambda: rs.timeout(1e10), "seconds", 1e10),
+    ("retry clock a number", lambda: rs.retry(clock=5), "clock", 5),  # type: ignore[arg-type]
+    ("retry clock None", lambda: rs.retry(clock=None), "clock", None),  # type: ignore[arg-type]
+    ("breaker clock None", lambda: rs.circuit_breaker(clock=None), "clock", None),  # type: ignore[arg-type]
+    ("CircuitBreaker clock", lambda: rs.CircuitBreaker(clock=5), "clock", 5),  # type: ignore[arg-type]
+    ("breaker storage a dict", lambda: rs.circuit_breaker(storage={}), "storage", {}),
+    ("rate_limit rate zero", lambda: rs.rate_limit(0), "rate", 0),
+    ("rate_limit burst zero", lambda: rs.rate_limit(1, burst=0), "burst", 0),
+    ("rate_limit clock None", lambda: rs.rate_limit(1, clock=None), "clock", None),  # type: ignore[arg-type]
     ("resilient retry attempts", lambda: rs.resilient(retry={"attempts": 0}), "attempts", 0),
     ("resilient cache negative", lambda: rs.resilient(cache=-1), "cache", -1),
     ("resilient timeout zero", lambda: rs.resilient(timeout=0), "timeout", 0),
@@ -80,6 +89,7 @@ NOT_CALLABLE_DECORATORS: list[tuple[str, Callable[[], Callable[[Any], object]]]]
     ("retry", rs.retry),
     ("ttl_cache", lambda: rs.ttl_cache(ttl=1)),
     ("circuit_breaker", rs.circuit_breaker),
+    ("rate_limit", lambda: rs.rate_limit(1)),
     ("CircuitBreaker", rs.CircuitBreaker),
     ("resilient", lambda: rs.resilient(timeout=1)),
 ]
