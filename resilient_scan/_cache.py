@@ -156,7 +156,7 @@ class CachePolicy(Policy):
             raise ConfigError(
                 ("ttl_cache", "storage"),
                 "must be a cache store, a storage backend or a Redis client or URL,"
-                f" got {_settings._show(storage)}",  # noqa: SLF001 - the settings' safe repr
+                f" got {_settings.show(storage)}",  # noqa: SLF001 - the settings' safe repr
             )
         self._assign(
             ttl=_settings.seconds(ttl, ("ttl_cache", "ttl")),
@@ -170,6 +170,10 @@ class CachePolicy(Policy):
     def __call__(self, func: Callable[P, R]) -> CachedFunction[P, R]:
         """Wrap *func* in this cache, as the outermost layer of its calls."""
         return self.wrap(func, boundary=True)
+
+    def layer(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        """Wrap *func* as the cache layer of `resilient`, which counts the calls itself."""
+        return self.wrap(func, boundary=False)
 
     def wrap(self, func: Callable[P, R], *, boundary: bool) -> CachedFunction[P, R]:
         """Wrap *func* in this cache.
@@ -531,12 +535,13 @@ class Cache(Generic[R]):
             return self.lookup_failed(key, exc)
 
     def lookup_failed(self, key: Hashable, exc: Exception) -> Any:
-        if isinstance(exc, TypeError) and not _hashable(key):
-            hint = (
-                "key= returned an unhashable key"
-                if self.policy.key is not None
-                else "pass key= to derive a hashable key from the arguments"
-            )
+        # A key the store cannot use (unhashable, or with no stable encoding for a shared
+        # store) is a mistake in the code, not an outage: say how to fix it.
+        if isinstance(exc, TypeError):
+            if self.policy.key is not None:
+                hint = "key= returned a key this cache cannot use"
+            else:
+                hint = "pass key= to derive a hashable key from the arguments"
             raise TypeError(f"ttl_cache on {self.name}: {exc}; {hint}") from exc
         # A store that fails (a shared cache that is down) costs the caching, not the call.
         self.store_failed(exc, "get")
@@ -752,14 +757,6 @@ def _store_call(cache: Cache[R], counted_call: Callable[..., R] | None) -> Calla
         return cache.miss(key, seen, args, kwargs)
 
     return cached_call
-
-
-def _hashable(key: object) -> bool:
-    try:
-        hash(key)
-    except TypeError:
-        return False
-    return True
 
 
 _CACHES: weakref.WeakSet[Cache[Any]] = weakref.WeakSet()

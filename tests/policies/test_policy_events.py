@@ -95,7 +95,7 @@ def test_breaker_rejected_is_logged_for_each_rejected_call(clock: FakeClock):
     assert rejected[0]["retry_in"] == pytest.approx(RESET)
 
 
-def test_cache_miss_and_hit_are_logged_at_debug_level(clock: FakeClock):
+def test_cache_miss_load_and_hit_are_logged_at_debug_level(clock: FakeClock):
     @rs.ttl_cache(ttl=60, clock=clock)
     def double(x: int) -> int:
         return 2 * x
@@ -106,6 +106,7 @@ def test_cache_miss_and_hit_are_logged_at_debug_level(clock: FakeClock):
     cache_events = [e for e in events if e["event"].startswith("cache.")]
     assert [(e["event"], e["log_level"]) for e in cache_events] == [
         ("cache.miss", "debug"),
+        ("cache.loaded", "debug"),
         ("cache.hit", "debug"),
     ]
     assert all(e["function"].endswith("double") for e in cache_events)
