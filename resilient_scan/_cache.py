@@ -156,7 +156,7 @@ class CachePolicy(Policy):
             raise ConfigError(
                 ("ttl_cache", "storage"),
                 "must be a cache store, a storage backend or a Redis client or URL,"
-                f" got {_settings.show(storage)}",  # noqa: SLF001 - the settings' safe repr
+                f" got {_settings.show(storage)}",
             )
         self._assign(
             ttl=_settings.seconds(ttl, ("ttl_cache", "ttl")),
@@ -532,9 +532,9 @@ class Cache(Generic[R]):
         try:
             return self.store.get(key)
         except Exception as exc:
-            return self.lookup_failed(key, exc)
+            return self.lookup_failed(exc)
 
-    def lookup_failed(self, key: Hashable, exc: Exception) -> Any:
+    def lookup_failed(self, exc: Exception) -> Any:
         # A key the store cannot use (unhashable, or with no stable encoding for a shared
         # store) is a mistake in the code, not an outage: say how to fix it.
         if isinstance(exc, TypeError):
@@ -718,7 +718,7 @@ def _memory_call(cache: Cache[R], counted_call: Callable[..., R] | None) -> Call
         try:
             entry = store._entries.get(key)  # noqa: SLF001 - MemoryCacheStore.get, inline
         except Exception as exc:
-            cache.lookup_failed(key, exc)  # raises for an unhashable key
+            cache.lookup_failed(exc)  # raises for an unhashable key
             entry = None
         if entry is not None and now() < entry[1]:
             entry[2] = True
@@ -748,7 +748,7 @@ def _store_call(cache: Cache[R], counted_call: Callable[..., R] | None) -> Calla
         try:
             value = store_get(key)
         except Exception as exc:
-            value = cache.lookup_failed(key, exc)
+            value = cache.lookup_failed(exc)
         if value is not MISSING:
             bump_hit()
             if wanted(CacheHit):

@@ -58,7 +58,7 @@ def _cached_call(cache: Cache[Any]) -> Callable[..., Any]:
         try:
             value = store_get(key)
         except Exception as exc:
-            value = cache.lookup_failed(key, exc)
+            value = cache.lookup_failed(exc)
         if value is not MISSING:
             bump_hit()
             if wanted(CacheHit):
