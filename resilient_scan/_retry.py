@@ -1,11 +1,13 @@
 """The retry policy: exponential backoff with full jitter, budgets, and servers' Retry-After.
 
-The loop is ours, not tenacity's. Every decision (retry or give up, how long to wait, why)
-is made in one place, `Tries.wait_after`, on one clock (the policy's) and against one
-deadline (the earliest of the retry's budget and any enclosing one), and the same decisions
-serve the synchronous and the asynchronous loop. tenacity's ``Retrying`` would add an object
-per call (they are not safe to share between threads), a second clock of its own and an
-async twin, for a loop of a few lines; the first attempt runs before any of this is built.
+tenacity runs the loop of attempts and sleeps; every decision in it (retry or give up, how
+long to wait, why) is made in one place, `Tries.wait_after`, on one clock (the policy's)
+and against one deadline (the earliest of the retry's budget and any enclosing one), so the
+same decisions serve the synchronous loop (``tenacity.Retrying``) and the asynchronous one
+(``tenacity.AsyncRetrying``). tenacity's objects keep per-call statistics and are not safe
+to share between threads, and building one costs more than a whole happy-path call: so the
+first attempt runs outside tenacity, and only a call whose first attempt failed builds its
+own ``Retrying``. tenacity itself is imported on the first retry, not with the package.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta, timezone
-from typing import Any, ClassVar, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, TypeVar, cast
 
 from . import _config, _settings
 from ._calls import QUIET_DISPATCH, Attempt, counted, is_async, quiet
@@ -29,6 +31,9 @@ from ._instrument import emit, wanted
 from ._policy import Policy
 from ._settings import ExceptionFilter, ExceptionMatcher, Seconds
 from ._text import callable_name, describe_error, error_type
+
+if TYPE_CHECKING:
+    import tenacity
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -238,6 +243,56 @@ def _server_wait(exc: BaseException, clock: Clock) -> float | None:
     return retry_after(exc, clock)
 
 
+class _Decision:
+    """Adapts `Tries.wait_after` to tenacity: one decision per failed attempt."""
+
+    __slots__ = ("tries", "wait")
+
+    def __init__(self, tries: Tries) -> None:
+        self.tries = tries
+        self.wait = 0.0
+
+    def retry(self, state: tenacity.RetryCallState) -> bool:
+        outcome = state.outcome
+        if outcome is None or not outcome.failed:
+            return False
+        exc = outcome.exception()
+        wait = None if exc is None else self.tries.wait_after(exc)
+        if wait is None:
+            return False  # tenacity then raises the attempt's own exception, unchanged
+        self.wait = wait
+        return True
+
+    def wait_for(self, state: tenacity.RetryCallState) -> float:  # noqa: ARG002 - tenacity's API
+        return self.wait
+
+
+def _replaying(first: BaseException, tries: Tries, func: Callable[..., R]) -> Callable[..., R]:
+    """*func* as tenacity's attempt, whose first run re-raises the failure already seen.
+
+    tenacity counts from its own first attempt; handing it the failure that happened
+    outside it keeps its loop and our attempt numbers the same.
+    """
+    pending = [first]
+    clock = tries.policy.clock
+
+    def attempt(*args: Any, **kwargs: Any) -> R:
+        if pending:
+            raise pending.pop()
+        trace = Attempt(tries.name, tries.attempt, clock) if tries.traced else None
+        try:
+            result = func(*args, **kwargs)
+        except BaseException as exc:
+            if trace is not None:
+                trace.finish(exc)
+            raise
+        if trace is not None:
+            trace.finish(None)
+        return result
+
+    return attempt
+
+
 def retry_sync(
     tries: Tries,
     first: BaseException,
@@ -246,24 +301,17 @@ def retry_sync(
     kwargs: dict[str, Any],
 ) -> R:
     """Go on after the first attempt of a call failed with *first*: retry or re-raise."""
-    clock = tries.policy.clock
-    failure = first
-    while True:
-        wait = tries.wait_after(failure)
-        if wait is None:
-            raise failure
-        backoff_sleep(clock, wait)
-        attempt = Attempt(tries.name, tries.attempt, clock) if tries.traced else None
-        try:
-            result = func(*args, **kwargs)
-        except BaseException as exc:
-            if attempt is not None:
-                attempt.finish(exc)
-            failure = exc
-            continue
-        if attempt is not None:
-            attempt.finish(None)
-        return result
+    import tenacity  # noqa: PLC0415 - loaded by the first retry, not by the package
+
+    decision = _Decision(tries)
+    retrying = tenacity.Retrying(
+        retry=decision.retry,
+        wait=decision.wait_for,
+        stop=tenacity.stop_never,
+        sleep=functools.partial(backoff_sleep, tries.policy.clock),
+        reraise=True,
+    )
+    return retrying(_replaying(first, tries, func), *args, **kwargs)
 
 
 async def retry_async(
@@ -274,24 +322,34 @@ async def retry_async(
     kwargs: dict[str, Any],
 ) -> R:
     """`retry_sync` for a coroutine function: waits without blocking the event loop."""
+    import tenacity  # noqa: PLC0415 - loaded by the first retry, not by the package
+
     clock = tries.policy.clock
-    failure = first
-    while True:
-        wait = tries.wait_after(failure)
-        if wait is None:
-            raise failure
-        await backoff_sleep_async(clock, wait)
-        attempt = Attempt(tries.name, tries.attempt, clock) if tries.traced else None
+    pending = [first]
+
+    async def attempt(*call_args: Any, **call_kwargs: Any) -> R:
+        if pending:
+            raise pending.pop()
+        trace = Attempt(tries.name, tries.attempt, clock) if tries.traced else None
         try:
-            result = await func(*args, **kwargs)
+            result = await func(*call_args, **call_kwargs)
         except BaseException as exc:
-            if attempt is not None:
-                attempt.finish(exc)
-            failure = exc
-            continue
-        if attempt is not None:
-            attempt.finish(None)
+            if trace is not None:
+                trace.finish(exc)
+            raise
+        if trace is not None:
+            trace.finish(None)
         return result
+
+    decision = _Decision(tries)
+    retrying = tenacity.AsyncRetrying(
+        retry=decision.retry,
+        wait=decision.wait_for,
+        stop=tenacity.stop_never,
+        sleep=functools.partial(backoff_sleep_async, clock),
+        reraise=True,
+    )
+    return cast("R", await retrying(attempt, *args, **kwargs))
 
 
 def _sync_retry(policy: RetryPolicy, name: str, func: Callable[P, R]) -> Callable[P, R]:
