@@ -288,8 +288,9 @@ def wanted(event_type: type[Event]) -> bool:
             try:
                 if enabled_for(level):
                     return True
-            except Exception:  # noqa: PERF203 - free in 3.11; a gate is user code
-                return True  # a broken gate: let the event through, its hook reports
+            except Exception as exc:  # noqa: PERF203 - free in 3.11; a gate is user code
+                report_failure(getattr(enabled_for, "__self__", enabled_for), exc, None)
+                return True  # a broken gate: let the event through
     return CURRENT_SCAN.get() is not None and event_type in current.in_scan
 
 

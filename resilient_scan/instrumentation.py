@@ -53,7 +53,7 @@ from ._events import (
     WorkerTaskFailed,
 )
 from ._instrument import Hook, HookFactory, add_hook, get_hooks, remove_hook, set_hooks
-from ._loghooks import LOGGER_NAME, LogHook, LoggingHook, StructlogHook
+from ._loghooks import LOGGER_NAME, LoggingHook, LogHook, StructlogHook
 
 __all__ = [
     "EVENT_TYPES",
