@@ -212,7 +212,12 @@ def test_a_factory_resolved_once_even_when_many_threads_emit_the_first_event():
 
 def test_adding_a_hook_keeps_the_hook_a_factory_already_made():
     made: list[Recorder] = []
-    set_hooks([HookFactory(lambda: made.append(Recorder()) or made[-1])])
+
+    def make() -> Recorder:
+        made.append(Recorder())
+        return made[-1]
+
+    set_hooks([HookFactory(make)])
     emit(scheduled())
     add_hook(Recorder())
     emit(scheduled(2))
