@@ -55,6 +55,9 @@ _REGISTERED: WeakKeyDictionary[CollectorRegistry, dict[str, dict[Metric, Any]]] 
 )
 _REGISTERED_LOCK: Final = threading.Lock()
 
+# How often the server checks whether it was closed: `close` waits up to this long.
+_POLL_SECONDS: Final = 0.05
+
 
 def _create(metric: Metric, namespace: str, registry: CollectorRegistry) -> Any:
     name = f"{namespace}_{metric.name}" if namespace else metric.name
@@ -229,7 +232,10 @@ def start_metrics_server(
     app = prometheus_client.make_wsgi_app(target)
     server = make_server(addr, port, app, server_class, handler_class=_QuietHandler)
     thread = threading.Thread(
-        target=server.serve_forever, name="resilient_scan-metrics", daemon=True
+        target=server.serve_forever,
+        kwargs={"poll_interval": _POLL_SECONDS},
+        name="resilient_scan-metrics",
+        daemon=True,
     )
     thread.start()
     if owns_hook:
