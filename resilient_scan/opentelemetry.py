@@ -167,7 +167,7 @@ class OpenTelemetryHook:
         self._lock = threading.Lock()
         # Scanner spans by (run id, scanner): started on the scanner's thread, ended by
         # its result, which may come from another thread (a scanner that timed out).
-        self._scanners: dict[tuple[str, str], list[Span]] = {}
+        self._scanners: dict[tuple[str, str], list[tuple[Span, Token[Context]]]] = {}
         self._runs: dict[str, Span] = {}
         self._breakers: dict[str, str] = {}
         self._instruments: dict[Metric, Callable[[float, dict[str, str]], None]] = {}
@@ -316,23 +316,28 @@ class OpenTelemetryHook:
         )
         if _changes_nothing(span):
             return
+        # Not undone where the result comes from another thread: the executor runs each
+        # scanner in a context of its own, discarded when the scanner returns (or
+        # abandoned with it).
+        token = otel_context.attach(trace.set_span_in_context(span))
         with self._lock:
-            self._scanners.setdefault((event.run_id, event.scanner), []).append(span)
-        # Never undone: the executor runs each scanner in a context of its own, which is
-        # discarded when the scanner returns (or abandoned with it).
-        otel_context.attach(trace.set_span_in_context(span))
+            self._scanners.setdefault((event.run_id, event.scanner), []).append((span, token))
 
     def _scanner_finished(self, event: ScannerFinished) -> None:
         key = (event.run_id, event.scanner)
         with self._lock:
             started = self._scanners.get(key)
-            span = started.pop(0) if started else None
+            span, token = started.pop(0) if started else (None, None)
             if started == []:
                 del self._scanners[key]
         if span is None:  # never started (skipped, cancelled): a span that says so
             span = self._tracer.start_span(
                 f"scanner {event.scanner}", attributes=_scanner_attributes(event)
             )
+        elif token is not None and trace.get_current_span() is span:
+            # The result comes from the scanner's own context (it ran where it was
+            # called): make current again what was current before it.
+            otel_context.detach(token)
         attributes: dict[str, Any] = {
             "resilient_scan.status": event.status,
             "resilient_scan.candidates": event.candidates,
