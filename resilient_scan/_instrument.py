@@ -276,9 +276,13 @@ def remove_hook(hook: Hook | HookFactory) -> None:
             )
 
 
+# Bound once for the hot paths: `_config.reset` and fork handling update this very object.
+_RUNTIME: Final = _config.RUNTIME
+
+
 def wanted(event_type: type[Event]) -> bool:
     """Whether an event of *event_type* would reach anyone: ask before building one."""
-    current = _config.RUNTIME.dispatch or dispatch()
+    current = _RUNTIME.dispatch or dispatch()
     route = current.routes.get(event_type)
     if route is _ALWAYS:
         return True
@@ -305,7 +309,7 @@ def emit(event: Event) -> None:
             recorder.observe(event)
         except Exception as exc:
             report_failure(type(recorder), exc, event)
-    current = _config.RUNTIME.dispatch or dispatch()
+    current = _RUNTIME.dispatch or dispatch()
     for hook in current.by_type.get(type(event), ()):
         try:
             hook(event)

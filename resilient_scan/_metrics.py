@@ -66,7 +66,7 @@ DURATION_BUCKETS: Final = (
 BREAKER_STATES: Final = ("closed", "half-open", "open")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity: cheap dict keys
 class Metric:
     """One metric, as both hooks export it.
 

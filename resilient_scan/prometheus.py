@@ -31,10 +31,11 @@ import prometheus_client
 
 from ._engine import abandoned_threads
 from ._errors import ConfigError
-from ._events import Event
+from ._events import CallFinished, Event
 from ._instrument import add_hook, get_hooks, remove_hook
 from ._metrics import (
     ABANDONED_THREADS,
+    CALLS,
     DURATION_BUCKETS,
     METRIC_EVENTS,
     METRICS,
@@ -118,6 +119,11 @@ class PrometheusHook:
             metric: {} for metric in METRICS
         }
         self._observers = {event_type: observer(event_type) for event_type in METRIC_EVENTS}
+        self._handlers: dict[type[Event], Callable[[Any], None]] = dict.fromkeys(
+            METRIC_EVENTS, self._generic
+        )
+        self._handlers[CallFinished] = self._call_finished
+        self._calls = self._updaters[CALLS]
 
     def __repr__(self) -> str:
         """Name the namespace."""
@@ -129,7 +135,20 @@ class PrometheusHook:
 
     def __call__(self, event: Event) -> None:
         """Update the metrics *event* feeds."""
-        observe = self._observers.get(type(event))
+        handler = self._handlers.get(type(event))
+        if handler is not None:
+            handler(event)
+
+    def _call_finished(self, event: CallFinished) -> None:
+        # Once per call through a policy: the one path worth a shortcut.
+        labels = (event.function, event.outcome, event.error_type or "")
+        update = self._calls.get(labels)
+        if update is None:
+            update = self._child(CALLS, labels)
+        update(1.0)
+
+    def _generic(self, event: Event) -> None:
+        observe = self._observers[type(event)]
         if observe is None:
             return
         updaters = self._updaters
