@@ -17,6 +17,7 @@ import sys
 from collections.abc import Collection, Iterator
 from typing import Any, Final
 
+from ._config import CURRENT_SCAN
 from ._events import (
     DEBUG,
     ERROR,
@@ -137,7 +138,9 @@ class LoggingHook:
     Each event is one record at the event's level, so the application's handlers, levels
     and filters apply. The message is the event name followed by ``key=value`` fields; the
     fields are also on the record (``record.scanner``, ..., and all of them as
-    ``record.fields``) for structured handlers. Records of failures carry the traceback
+    ``record.fields``) for structured handlers. Events inside a scanner carry ``scanner``
+    (and ``pipeline``) even when the event itself does not name it. Records of failures
+    carry the traceback
     (no local variables): as ``exc_text``, redacted, while redaction is on (the default),
     else as ``exc_info``.
     """
@@ -163,6 +166,12 @@ class LoggingHook:
         if not logger.isEnabledFor(level):
             return
         fields = safe_fields(event)
+        recorder = CURRENT_SCAN.get()
+        if recorder is not None and "scanner" not in fields:
+            # Inside a scanner: say which, as structlog's bound context does for structlog.
+            fields["scanner"] = recorder.scanner
+            if recorder.pipeline is not None:
+                fields["pipeline"] = recorder.pipeline
         traceback_text = fields.get("traceback")
         extra = {key: value for key, value in fields.items() if key not in _RECORD_ATTRIBUTES}
         extra["event"] = event.name

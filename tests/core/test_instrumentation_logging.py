@@ -100,6 +100,23 @@ def test_without_structlog_configured_the_default_hook_logs_through_standard_log
     assert record.fields["error_type"] == "ValueError"  # type: ignore[attr-defined]
 
 
+def test_events_inside_a_scanner_name_the_scanner(
+    records: list[logging.LogRecord], clock: FakeClock
+):
+    call = rs.retry(attempts=2, backoff=0.5, clock=clock)(Flaky(failures=1))
+
+    @rs.scanner(pipeline="momentum")
+    def quotes(state: object) -> list[dict[str, str]]:
+        call()
+        return []
+
+    rs.ScanExecutor(max_workers=1).run([quotes])
+    (record,) = [r for r in records if getattr(r, "event", None) == "retry.scheduled"]
+    assert record.scanner == "quotes"  # type: ignore[attr-defined]
+    assert record.pipeline == "momentum"  # type: ignore[attr-defined]
+    assert " scanner=quotes pipeline=momentum" in record.getMessage()
+
+
 def test_every_level_maps_to_the_same_logging_level(records: list[logging.LogRecord]):
     set_hooks([LoggingHook()])
     emit(CacheHit("quotes", "fetch"))
