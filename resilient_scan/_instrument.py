@@ -191,6 +191,18 @@ class Dispatch:
         return Dispatch((spec for spec, _ in pairs), (hook for _, hook in pairs))  # type: ignore[misc]
 
 
+def _forget_locks_after_fork() -> None:
+    # A factory may have been running in a thread of the parent when it forked: that
+    # thread does not exist here, and the lock it held would stay held.
+    current = _config.RUNTIME.dispatch
+    for hook in () if current is None else current.hooks:
+        if isinstance(hook, _Deferred):
+            hook._lock = threading.Lock()  # noqa: SLF001
+
+
+_config.on_fork_in_child(_forget_locks_after_fork)
+
+
 def _replace_deferred(deferred: _Deferred) -> None:
     with _config.RUNTIME.lock:
         current = _config.RUNTIME.dispatch

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -417,3 +419,46 @@ def test_failures_already_reported_are_forgotten_by_a_runtime_reset(
     set_hooks([broken])
     emit(scheduled())
     assert capsys.readouterr().err.count(HEADER) == 2
+
+
+FORK_SCRIPT = """
+import os, sys, threading
+from resilient_scan import instrumentation
+from resilient_scan._instrument import emit
+from resilient_scan.instrumentation import HookFactory, RetryScheduled
+
+entered, release = threading.Event(), threading.Event()
+made = []
+
+def factory():
+    if threading.current_thread().name == "first-event":
+        entered.set()
+        release.wait(10)  # the parent forks while this factory runs
+    made.append(os.getpid())
+    return lambda event: None
+
+instrumentation.set_hooks([HookFactory(factory)])
+event = RetryScheduled("f", 1, 0.1, None, None, None)
+first = threading.Thread(target=emit, args=(event,), name="first-event")
+first.start()
+entered.wait(10)
+pid = os.fork()
+if pid == 0:
+    emitter = threading.Thread(target=emit, args=(event,), daemon=True)
+    emitter.start()
+    emitter.join(5)
+    os._exit(0 if not emitter.is_alive() and made[-1] == os.getpid() else 1)
+release.set()
+first.join()
+_, status = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX only")
+def test_a_child_forked_while_a_factory_runs_creates_its_own_hook():
+    done = subprocess.run(  # noqa: S603 - our own interpreter and script
+        [sys.executable, "-c", FORK_SCRIPT], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "0", done.stderr
