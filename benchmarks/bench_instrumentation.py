@@ -179,6 +179,16 @@ def rows_from(samples: dict[str, Samples], rounds: int, setup: str) -> list[Row]
             f"{note}",
         ),
     ]
+    events = samples["events, default"]
+    rows.append(
+        Row.context(
+            "with per-call events: resilient / tenacity",
+            events.best / stock.best,
+            f"per call: the stand-in emitting attempt and call events around "
+            f"resilient(retry, breaker), default hooks {_pair(events)}; what row 1 becomes "
+            f"once the policies emit them (each asked for with wanted() first)",
+        )
+    )
     for kind, what in (
         ("resilient", "resilient as it is"),
         ("events", "with per-call events"),
