@@ -139,10 +139,16 @@ def measure(rounds: int) -> dict[str, Samples]:
     stand_in = with_happy_events(rs.resilient(retry=True, breaker=True)(work))
     theirs = tenacity.retry(stop=tenacity.stop_after_attempt(3))(work)
     hook_sets = _hook_sets()
+    event = CallFinished("work", "ok", 0.001)
+    prometheus = hook_sets["default+prometheus"][1]
+    otel = hook_sets["default+otel no-op"][1]
     samplers: dict[str, Callable[[], float]] = {
         "tenacity": _sampler(hook_sets["default"], lambda: theirs(1)),
         "bare": _sampler(hook_sets["default"], lambda: work(1)),
         "wanted, nobody listens": _sampler((), lambda: wanted(CallFinished)),
+        "build call.finished": _sampler((), lambda: CallFinished("work", "ok", 0.001)),
+        "prometheus hook alone": _sampler((), lambda: prometheus(event)),
+        "otel no-op hook alone": _sampler((), lambda: otel(event)),
     }
     for label, hooks in hook_sets.items():
         samplers[f"resilient, {label}"] = _sampler(hooks, lambda: ours(1))
@@ -211,6 +217,19 @@ def rows_from(samples: dict[str, Samples], rounds: int, setup: str) -> list[Row]
         added, detail = _added(samples, kind, "default+otel sdk")
         rows.append(
             Row.context(f"otel hook, recording SDK tracer: us added ({what})", added, detail)
+        )
+    for label, name in (
+        ("build call.finished", "building a call.finished event"),
+        ("prometheus hook alone", "prometheus hook handling call.finished"),
+        ("otel no-op hook alone", "otel hook (no-op tracer) handling call.finished"),
+    ):
+        part = samples[label]
+        rows.append(
+            Row.context(
+                f"{name}: ns",
+                part.best * 1e9,
+                f"per event {_pair(part)}: a part of the rows with per-call events",
+            )
         )
     probe = samples["wanted, nobody listens"]
     rows.append(

@@ -41,6 +41,7 @@ from ._errors import ConfigError
 from ._events import (
     AttemptFinished,
     AttemptStarted,
+    CallFinished,
     Event,
     ScanFinished,
     ScannerFinished,
@@ -51,6 +52,7 @@ from ._metrics import (
     ABANDONED_THREADS,
     BREAKER_STATE,
     BREAKER_STATES,
+    CALLS,
     DURATION_BUCKETS,
     METRIC_EVENTS,
     METRICS,
@@ -174,6 +176,8 @@ class OpenTelemetryHook:
         self._attribute_sets: dict[Metric, dict[tuple[str, ...], dict[str, str]]] = {}
         if self.metering:
             self._create_instruments()
+            self._calls = self._attribute_sets[CALLS]
+            self._count_call = self._instruments[CALLS]
 
         handlers: dict[type[Event], list[Callable[[Any], None]]] = {}
         if self.tracing:
@@ -189,7 +193,8 @@ class OpenTelemetryHook:
                 handlers.setdefault(event_type, []).append(handler)
         if self.metering:
             for event_type in METRIC_EVENTS:
-                handlers.setdefault(event_type, []).append(self._measure)
+                measure = self._call_finished if event_type is CallFinished else self._measure
+                handlers.setdefault(event_type, []).append(measure)
         self._handlers = {event_type: tuple(each) for event_type, each in handlers.items()}
 
     def __repr__(self) -> str:
@@ -231,6 +236,15 @@ class OpenTelemetryHook:
                     histogram = meter.create_histogram(name, metric.unit, metric.description)
                 self._instruments[metric] = histogram.record
             self._attribute_sets[metric] = {}
+
+    def _call_finished(self, event: CallFinished) -> None:
+        # Once per call through a policy: the one path worth a shortcut.
+        labels = (event.function, event.outcome, event.error_type or "")
+        known = self._calls
+        attributes = known.get(labels)
+        if attributes is None:
+            attributes = known[labels] = _attributes(CALLS, labels)
+        self._count_call(1, attributes)
 
     def _measure(self, event: Event) -> None:
         observe = observer(type(event))
