@@ -179,6 +179,10 @@ class OpenTelemetryHook:
             self._calls = self._attribute_sets[CALLS]
             self._count_call = self._instruments[CALLS]
 
+        self._handlers = self._route()
+
+    def _route(self) -> dict[type[Event], tuple[Callable[[Any], None], ...]]:
+        """The handlers of each event type this hook takes."""
         handlers: dict[type[Event], list[Callable[[Any], None]]] = {}
         if self.tracing:
             spans: dict[type[Event], Callable[[Any], None]] = {
@@ -193,9 +197,9 @@ class OpenTelemetryHook:
                 handlers.setdefault(event_type, []).append(handler)
         if self.metering:
             for event_type in METRIC_EVENTS:
-                measure = self._call_finished if event_type is CallFinished else self._measure
-                handlers.setdefault(event_type, []).append(measure)
-        self._handlers = {event_type: tuple(each) for event_type, each in handlers.items()}
+                if event_type is not CallFinished:  # handled in __call__ itself
+                    handlers.setdefault(event_type, []).append(self._measure)
+        return {event_type: tuple(each) for event_type, each in handlers.items()}
 
     def __repr__(self) -> str:
         """Say which halves are on."""
@@ -203,6 +207,13 @@ class OpenTelemetryHook:
 
     def __call__(self, event: Event) -> None:
         """Open or close a span, or update the metrics, as *event* says."""
+        if type(event) is CallFinished and self.metering:  # once per call: kept short
+            key = (event.function, event.outcome, event.error_type or "")
+            attributes = self._calls.get(key)
+            if attributes is None:
+                attributes = self._calls[key] = _attributes(CALLS, key)
+            self._count_call(1, attributes)
+            return
         for handler in self._handlers.get(type(event), ()):
             handler(event)
 
@@ -236,15 +247,6 @@ class OpenTelemetryHook:
                     histogram = meter.create_histogram(name, metric.unit, metric.description)
                 self._instruments[metric] = histogram.record
             self._attribute_sets[metric] = {}
-
-    def _call_finished(self, event: CallFinished) -> None:
-        # Once per call through a policy: the one path worth a shortcut.
-        labels = (event.function, event.outcome, event.error_type or "")
-        known = self._calls
-        attributes = known.get(labels)
-        if attributes is None:
-            attributes = known[labels] = _attributes(CALLS, labels)
-        self._count_call(1, attributes)
 
     def _measure(self, event: Event) -> None:
         observe = observer(type(event))

@@ -119,10 +119,6 @@ class PrometheusHook:
             metric: {} for metric in METRICS
         }
         self._observers = {event_type: observer(event_type) for event_type in METRIC_EVENTS}
-        self._handlers: dict[type[Event], Callable[[Any], None]] = dict.fromkeys(
-            METRIC_EVENTS, self._generic
-        )
-        self._handlers[CallFinished] = self._call_finished
         self._calls = self._updaters[CALLS]
 
     def __repr__(self) -> str:
@@ -135,20 +131,14 @@ class PrometheusHook:
 
     def __call__(self, event: Event) -> None:
         """Update the metrics *event* feeds."""
-        handler = self._handlers.get(type(event))
-        if handler is not None:
-            handler(event)
-
-    def _call_finished(self, event: CallFinished) -> None:
-        # Once per call through a policy: the one path worth a shortcut.
-        labels = (event.function, event.outcome, event.error_type or "")
-        update = self._calls.get(labels)
-        if update is None:
-            update = self._child(CALLS, labels)
-        update(1.0)
-
-    def _generic(self, event: Event) -> None:
-        observe = self._observers[type(event)]
+        if type(event) is CallFinished:  # once per call through a policy: kept short
+            key = (event.function, event.outcome, event.error_type or "")
+            update = self._calls.get(key)
+            if update is None:
+                update = self._child(CALLS, key)
+            update(1.0)
+            return
+        observe = self._observers.get(type(event))
         if observe is None:
             return
         updaters = self._updaters
