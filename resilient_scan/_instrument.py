@@ -18,6 +18,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable, Iterable
+from types import FunctionType, MethodType
 from typing import Final, Protocol, runtime_checkable
 
 from . import _config
@@ -125,6 +126,20 @@ def _enabled(hook: object, level: int) -> bool:
     return not callable(enabled_for) or bool(enabled_for(level))
 
 
+def _caller(hook: Hook) -> Callable[[Event], None]:
+    """What `emit` calls for *hook*: its bound ``__call__`` when its class defines one."""
+    if isinstance(type(hook).__call__, FunctionType):  # a class with `def __call__`
+        call: Callable[[Event], None] = hook.__call__
+        return call
+    return hook
+
+
+def _hook_of(call: Callable[[Event], None]) -> object:
+    """The hook behind what `emit` calls (for reporting its failure once per hook)."""
+    owner = getattr(call, "__self__", None)
+    return call if owner is None or not isinstance(call, MethodType) else owner
+
+
 def _severity_is_level(event_type: type[Event]) -> bool:
     """Whether every event of *event_type* has its class's level (no louder values)."""
     return event_type.severity is Event.severity
@@ -149,7 +164,9 @@ class Dispatch:
         specs: The hooks as given (`HookFactory` objects included), in order.
         hooks: The same, with each factory replaced by its hook (or a stand-in until its
             first event).
-        by_type: For each event type, the hooks that take it (absent: none).
+        by_type: For each event type, how to call the hooks that take it (absent: none):
+            the hook, or its bound ``__call__`` (calling that is cheaper than calling an
+            instance, which looks ``__call__`` up on every call).
         routes: For `wanted`: `True` when some hook takes the type at any level, else the
             ``enabled_for`` methods to ask (absent: no hook takes it).
         in_scan: The event types the running scanner's recorder takes.
@@ -161,14 +178,14 @@ class Dispatch:
         """Index *hooks* (the resolved *specs*, in the same order)."""
         self.specs = tuple(specs)
         self.hooks = tuple(hooks)
-        self.by_type: dict[type[Event], tuple[Hook, ...]] = {}
+        self.by_type: dict[type[Event], tuple[Callable[[Event], None], ...]] = {}
         self.routes: dict[type[Event], bool | tuple[Callable[[int], bool], ...]] = {}
         self.in_scan = _recorded_types()
         for event_type in EVENT_TYPES.values():
             takers = tuple(hook for hook in self.hooks if _wants(hook, event_type))
             if not takers:
                 continue
-            self.by_type[event_type] = takers
+            self.by_type[event_type] = tuple(_caller(hook) for hook in takers)
             gates = [getattr(hook, "enabled_for", None) for hook in takers]
             if _severity_is_level(event_type) and all(callable(gate) for gate in gates):
                 self.routes[event_type] = tuple(gates)  # type: ignore[arg-type]
@@ -322,11 +339,11 @@ def emit(event: Event) -> None:
         except Exception as exc:
             report_failure(type(recorder), exc, event)
     current = _RUNTIME.dispatch or dispatch()
-    for hook in current.by_type.get(type(event), ()):
+    for call in current.by_type.get(type(event), ()):
         try:
-            hook(event)
+            call(event)
         except Exception as exc:  # noqa: PERF203 - free in 3.11; hooks are user code
-            report_failure(hook, exc, event)
+            report_failure(_hook_of(call), exc, event)
 
 
 def emit_if_wanted(event_type: type[Event], build: Callable[[], Event]) -> None:
