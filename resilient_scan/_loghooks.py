@@ -198,6 +198,57 @@ class LoggingHook:
         logger.handle(record)
 
 
+class _Structlog:
+    """Where structlog keeps its configuration, found once structlog is loaded.
+
+    The public `structlog.is_configured()` and `structlog.get_config()` cost a call (and
+    a dict) each; the hooks ask before every event, so they read the configuration object
+    itself when it is where structlog 22 to 25 keep it, and use the public calls if not.
+    """
+
+    __slots__ = ("config", "module")
+
+    def __init__(self) -> None:
+        self.module: Any = None
+        self.config: Any = None
+
+    def loaded(self) -> bool:
+        """Whether structlog is imported (by the application: this never imports it)."""
+        if self.module is None:
+            module = sys.modules.get("structlog")
+            if module is None:
+                return False
+            self.config = getattr(getattr(module, "_config", None), "_CONFIG", None)
+            if not hasattr(self.config, "is_configured"):
+                self.config = None
+            self.module = module
+        return True
+
+    def configured(self) -> bool:
+        """Whether the application configured structlog."""
+        config = self.config
+        if config is not None:  # the usual case, first: asked before every event
+            return config.is_configured is True
+        if not self.loaded():
+            return False
+        if self.config is not None:
+            return self.config.is_configured is True
+        try:
+            return bool(self.module.is_configured())
+        except Exception:
+            return False
+
+    def wrapper_class(self) -> Any:
+        """The configured bound-logger class."""
+        wrapper = getattr(self.config, "default_wrapper_class", None)
+        return wrapper if wrapper is not None else self.module.get_config()["wrapper_class"]
+
+
+# What `StructlogHook` remembers of a bound-logger class that wraps a standard-library
+# logger: its level can change at any time, so the logger is asked every time.
+_ASK_LOGGING: Final = "ask logging"
+
+
 class StructlogHook:
     """Events to structlog, through ``structlog.get_logger("resilient_scan")``.
 
@@ -211,7 +262,9 @@ class StructlogHook:
 
     def __init__(self) -> None:
         """Create the hook; structlog is imported on first use."""
-        self._enabled_by_wrapper: dict[tuple[object, int], bool] = {}
+        self._structlog = _Structlog()
+        # Per bound-logger class: the levels it passes (or `_ASK_LOGGING`).
+        self._levels: dict[object, dict[int, bool] | str] = {}
 
     def __repr__(self) -> str:
         """``StructlogHook()``."""
@@ -219,18 +272,28 @@ class StructlogHook:
 
     def enabled_for(self, level: int) -> bool:
         """Whether the configured bound-logger class passes events of *level*."""
-        import structlog  # noqa: PLC0415 - loaded by the application already
-
-        # Reading the configured class directly: `structlog.get_config()` builds a dict.
-        config = getattr(getattr(structlog, "_config", None), "_CONFIG", None)
-        wrapper = getattr(config, "default_wrapper_class", None)
+        state = self._structlog
+        config = state.config
+        wrapper = None if config is None else config.default_wrapper_class
         if wrapper is None:
-            wrapper = structlog.get_config()["wrapper_class"]
-        known = self._enabled_by_wrapper.get((wrapper, level))
-        if known is not None:
-            return known
+            if not state.loaded():
+                import structlog  # noqa: F401, PLC0415 - this hook was chosen: structlog it is
+
+                state.loaded()
+            wrapper = state.wrapper_class()
+        levels = self._levels.get(wrapper)
+        if levels is _ASK_LOGGING:
+            return logging.getLogger(LOGGER_NAME).isEnabledFor(level)
+        if levels is not None:
+            known = levels.get(level)  # type: ignore[union-attr]
+            if known is not None:
+                return known
+        return self._learn(wrapper, level)
+
+    def _learn(self, wrapper: Any, level: int) -> bool:
+        structlog = self._structlog.module
         if isinstance(wrapper, type) and issubclass(wrapper, structlog.stdlib.BoundLogger):
-            # Standard-library loggers can change level at any time: ask every time.
+            self._levels[wrapper] = _ASK_LOGGING
             return logging.getLogger(LOGGER_NAME).isEnabledFor(level)
         enabled = True
         if callable(getattr(wrapper, "is_enabled_for", None)):
@@ -238,17 +301,17 @@ class StructlogHook:
                 enabled = bool(wrapper(None, [], {}).is_enabled_for(level))
             except Exception:  # an exotic wrapper class: log rather than guess
                 enabled = True
-        self._enabled_by_wrapper[wrapper, level] = enabled
+        levels = self._levels.setdefault(wrapper, {})
+        if isinstance(levels, dict):
+            levels[level] = enabled
         return enabled
 
     def __call__(self, event: Event) -> None:
         """Log *event*."""
-        import structlog  # noqa: PLC0415
-
         level = event.severity
         if not self.enabled_for(level):
             return
-        logger = structlog.get_logger(LOGGER_NAME)
+        logger = self._structlog.module.get_logger(LOGGER_NAME)
         method = _METHODS.get(level, "critical" if level > ERROR else "info")
         getattr(logger, method)(event.name, **safe_fields(event))
 
@@ -258,13 +321,7 @@ _METHODS: Final = {DEBUG: "debug", INFO: "info", WARNING: "warning", ERROR: "err
 
 def structlog_configured() -> bool:
     """Whether the application configured structlog (without importing it if it did not)."""
-    module = sys.modules.get("structlog")
-    if module is None:
-        return False
-    try:
-        return bool(module.is_configured())
-    except Exception:
-        return False
+    return _Structlog().configured()
 
 
 class LogHook:
@@ -280,6 +337,7 @@ class LogHook:
         """Create both routes; neither imports anything yet."""
         self.structlog = StructlogHook()
         self.logging = LoggingHook()
+        self._structlog = self.structlog._structlog  # noqa: SLF001 - one finder for both
 
     def __repr__(self) -> str:
         """``LogHook()``."""
@@ -287,13 +345,13 @@ class LogHook:
 
     def enabled_for(self, level: int) -> bool:
         """Whether the route taken now would emit an event of *level*."""
-        if structlog_configured():
+        if self._structlog.configured():
             return self.structlog.enabled_for(level)
         return self.logging.enabled_for(level)
 
     def __call__(self, event: Event) -> None:
         """Log *event* through the route taken now."""
-        if structlog_configured():
+        if self._structlog.configured():
             self.structlog(event)
         else:
             self.logging(event)
