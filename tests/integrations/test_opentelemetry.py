@@ -8,6 +8,8 @@ inside a scanner under all of them.
 from __future__ import annotations
 
 import contextvars
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -395,3 +397,35 @@ def test_providers_of_the_wrong_kind_are_config_errors():
     with pytest.raises(rs.ConfigError) as caught:
         OpenTelemetryHook(meter_provider=TracerProvider())
     assert caught.value.path == ("meter_provider",)
+
+
+GLOBAL_PROVIDERS = """
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from resilient_scan import instrumentation
+from resilient_scan._instrument import emit
+from resilient_scan.opentelemetry import OpenTelemetryHook
+
+instrumentation.set_hooks([OpenTelemetryHook()])  # before the application sets a provider
+exporter = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+trace.set_tracer_provider(provider)
+emit(instrumentation.AttemptStarted("fetch", 1))
+emit(instrumentation.AttemptFinished("fetch", 1, "ok", 0.01))
+print([span.name for span in exporter.get_finished_spans()])
+"""
+
+
+def test_the_global_providers_are_looked_up_when_used():
+    done = subprocess.run(  # noqa: S603 - our own interpreter and script
+        [sys.executable, "-c", GLOBAL_PROVIDERS],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['attempt fetch']"
