@@ -4,18 +4,25 @@ The default (`LogHook`) sends each event to structlog when the application has c
 structlog, and to the standard library's logger ``resilient_scan`` otherwise, so events show
 up where the application already looks, filtered by its levels, and nothing is ever written
 to stdout by the library. Event names and fields are the same either way.
+
+What the hooks write is safe to ship: error texts and tracebacks are redacted (unless
+`resilient_scan.set_redaction` turned that off) and capped, tracebacks carry no local
+variables, and values are escaped so that no field can forge a log line.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from typing import Any, Final
 
+from ._config import CURRENT_SCAN
 from ._events import (
     DEBUG,
     ERROR,
+    INFO,
+    WARNING,
     AttemptFinished,
     AttemptStarted,
     CallFinished,
@@ -23,11 +30,18 @@ from ._events import (
     ScannerFinished,
     WorkerTaskFailed,
 )
+from ._text import cap, format_traceback, redact, redaction_enabled
 
 LOGGER_NAME: Final = "resilient_scan"
 
 #: Events for tracing and metrics only: too frequent and too thin to be log lines.
 NOT_LOGGED: Final = frozenset({AttemptStarted, AttemptFinished, CallFinished})
+
+# The longest note `cap` appends ("… (+N chars)").
+_CAP_NOTE: Final = 32
+
+#: Fields holding free text (from exceptions), redacted and capped again before output.
+TEXT_FIELDS: Final = frozenset({"error", "traceback", "summary"})
 
 # Attribute names of `logging.LogRecord`: fields of the same name cannot go into `extra`.
 _RECORD_ATTRIBUTES: Final = frozenset(
@@ -41,7 +55,7 @@ class _LoggedEvents(Collection[type[Event]]):
     def __contains__(self, item: object) -> bool:
         return item not in NOT_LOGGED
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[type[Event]]:
         from ._events import EVENT_TYPES  # noqa: PLC0415 - the registry is filled at import
 
         return (t for t in EVENT_TYPES.values() if t not in NOT_LOGGED)
@@ -49,17 +63,54 @@ class _LoggedEvents(Collection[type[Event]]):
     def __len__(self) -> int:
         return sum(1 for _ in self)
 
+    def __repr__(self) -> str:
+        return "LOGGED_EVENTS"
+
 
 LOGGED_EVENTS: Final = _LoggedEvents()
 
 
+def safe_fields(event: Event) -> dict[str, Any]:
+    """The event's fields, with free text redacted and capped, and a traceback where due.
+
+    Emitters already redact what they put in events; doing it again here (only texts of
+    failures, which are rare) keeps the promise even for an event built elsewhere.
+    """
+    fields = event.fields()
+    for name in TEXT_FIELDS.intersection(fields):
+        value = fields[name]
+        if isinstance(value, str):
+            limit = _message_limit() * (20 if name == "traceback" else 1)
+            # Slack for the "… (+N chars)" an emitter's cap already added: capping twice
+            # would cut that note itself.
+            if len(value) > limit + _CAP_NOTE:
+                value = cap(value, limit)
+            fields[name] = redact(value)
+    exception = exception_to_show(event)
+    if exception is not None and not fields.get("traceback"):
+        fields["traceback"] = format_traceback(exception)
+    if fields.get("traceback") is None:
+        fields.pop("traceback", None)
+    return fields
+
+
+def _message_limit() -> int:
+    from ._config import RUNTIME  # noqa: PLC0415 - read at the time of use
+
+    return RUNTIME.message_limit
+
+
 def _render_value(value: object) -> str:
     if isinstance(value, str):
-        return repr(value) if (not value or " " in value or "=" in value) else value
+        # Quoted (repr escapes control characters) whenever the bare text could be misread
+        # or forge a line: empty, spaces, "=", quotes, newlines, escapes.
+        plain = value and value.isprintable() and not any(c in value for c in " =\"'")
+        return value if plain else repr(value)
     return repr(value)
 
 
-def _message(event: Event, fields: dict[str, Any]) -> str:
+def render_message(event: Event, fields: dict[str, Any]) -> str:
+    """``event.name`` followed by ``key=value`` for each field that is not None."""
     parts = [event.name]
     parts.extend(
         f"{key}={_render_value(value)}"
@@ -69,22 +120,29 @@ def _message(event: Event, fields: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
-def _exception_to_show(event: Event) -> BaseException | None:
+def exception_to_show(event: Event) -> BaseException | None:
     """The exception whose traceback a log line should carry, if any."""
-    if isinstance(event, ScannerFinished) and event.status == "error":
-        return event.exception
+    exception: BaseException | None = getattr(event, "exception", None)
+    if exception is None:
+        return None
+    if isinstance(event, ScannerFinished):
+        return exception if event.status == "error" else None
     if isinstance(event, WorkerTaskFailed) or event.severity >= ERROR:
-        return getattr(event, "exception", None)
+        return exception
     return None
 
 
 class LoggingHook:
     """Events to a standard-library logger (``resilient_scan`` by default).
 
-    Each event is one record at the event's level. The message is the event name followed
-    by ``key=value`` fields; the fields are also on the record (``record.scanner``, ...,
-    and all of them as ``record.fields``) for structured handlers. Error results of
-    scanners carry their exception, so handlers print its traceback (no local variables).
+    Each event is one record at the event's level, so the application's handlers, levels
+    and filters apply. The message is the event name followed by ``key=value`` fields; the
+    fields are also on the record (``record.scanner``, ..., and all of them as
+    ``record.fields``) for structured handlers. Events inside a scanner carry ``scanner``
+    (and ``pipeline``) even when the event itself does not name it. Records of failures
+    carry the traceback
+    (no local variables): as ``exc_text``, redacted, while redaction is on (the default),
+    else as ``exc_info``.
     """
 
     events: Collection[type[Event]] = LOGGED_EVENTS
@@ -107,13 +165,88 @@ class LoggingHook:
         logger = self.logger
         if not logger.isEnabledFor(level):
             return
-        fields = event.fields()
+        fields = safe_fields(event)
+        recorder = CURRENT_SCAN.get()
+        if recorder is not None and "scanner" not in fields:
+            # Inside a scanner: say which, as structlog's bound context does for structlog.
+            fields["scanner"] = recorder.scanner
+            if recorder.pipeline is not None:
+                fields["pipeline"] = recorder.pipeline
+        traceback_text = fields.get("traceback")
         extra = {key: value for key, value in fields.items() if key not in _RECORD_ATTRIBUTES}
         extra["event"] = event.name
         extra["fields"] = fields
-        exception = _exception_to_show(event)
-        exc_info = (type(exception), exception, exception.__traceback__) if exception else None
-        logger.log(level, "%s", _message(event, fields), extra=extra, exc_info=exc_info)
+        # Built here rather than through `logger.log`: a formatter renders `exc_info` with
+        # the exception's own, unredacted message, so the text goes in `exc_text` instead.
+        record = logger.makeRecord(
+            logger.name,
+            level,
+            "(unknown file)",
+            0,
+            "%s",
+            (render_message(event, fields),),
+            None,
+            "(unknown function)",
+            extra,
+        )
+        exception = exception_to_show(event)
+        if exception is not None:
+            if redaction_enabled():
+                record.exc_text = (traceback_text or format_traceback(exception)).rstrip("\n")
+            else:
+                record.exc_info = (type(exception), exception, exception.__traceback__)
+        logger.handle(record)
+
+
+class _Structlog:
+    """Where structlog keeps its configuration, found once structlog is loaded.
+
+    The public `structlog.is_configured()` and `structlog.get_config()` cost a call (and
+    a dict) each; the hooks ask before every event, so they read the configuration object
+    itself when it is where structlog 22 to 25 keep it, and use the public calls if not.
+    """
+
+    __slots__ = ("config", "module")
+
+    def __init__(self) -> None:
+        self.module: Any = None
+        self.config: Any = None
+
+    def loaded(self) -> bool:
+        """Whether structlog is imported (by the application: this never imports it)."""
+        if self.module is None:
+            module = sys.modules.get("structlog")
+            if module is None:
+                return False
+            self.config = getattr(getattr(module, "_config", None), "_CONFIG", None)
+            if not hasattr(self.config, "is_configured"):
+                self.config = None
+            self.module = module
+        return True
+
+    def configured(self) -> bool:
+        """Whether the application configured structlog."""
+        config = self.config
+        if config is not None:  # the usual case, first: asked before every event
+            return config.is_configured is True
+        if not self.loaded():
+            return False
+        if self.config is not None:
+            return self.config.is_configured is True
+        try:
+            return bool(self.module.is_configured())
+        except Exception:
+            return False
+
+    def wrapper_class(self) -> Any:
+        """The configured bound-logger class."""
+        wrapper = getattr(self.config, "default_wrapper_class", None)
+        return wrapper if wrapper is not None else self.module.get_config()["wrapper_class"]
+
+
+# What `StructlogHook` remembers of a bound-logger class that wraps a standard-library
+# logger: its level can change at any time, so the logger is asked every time.
+_ASK_LOGGING: Final = "ask logging"
 
 
 class StructlogHook:
@@ -121,15 +254,17 @@ class StructlogHook:
 
     Event names and fields as documented; context bound with `structlog.contextvars` (the
     executor binds ``scanner`` and ``pipeline``) is merged by the application's processors.
-    Error results of scanners carry a ``traceback`` field: formatted text without local
-    variables, whatever traceback processors the application uses.
+    Failures carry a ``traceback`` field: formatted text without local variables, redacted,
+    whatever traceback processors the application uses (no ``exc_info`` is passed).
     """
 
     events: Collection[type[Event]] = LOGGED_EVENTS
 
     def __init__(self) -> None:
         """Create the hook; structlog is imported on first use."""
-        self._debug_by_wrapper: dict[object, bool] = {}
+        self._structlog = _Structlog()
+        # Per bound-logger class: the levels it passes (or `_ASK_LOGGING`).
+        self._levels: dict[object, dict[int, bool] | str] = {}
 
     def __repr__(self) -> str:
         """``StructlogHook()``."""
@@ -137,58 +272,56 @@ class StructlogHook:
 
     def enabled_for(self, level: int) -> bool:
         """Whether the configured bound-logger class passes events of *level*."""
-        return level > DEBUG or self._debug_enabled()
-
-    def _debug_enabled(self) -> bool:
-        import structlog  # noqa: PLC0415 - loaded by the application already
-
-        # Reading the configured class directly: `structlog.get_config()` builds a dict.
-        config = getattr(getattr(structlog, "_config", None), "_CONFIG", None)
-        wrapper = getattr(config, "default_wrapper_class", None)
+        state = self._structlog
+        config = state.config
+        wrapper = None if config is None else config.default_wrapper_class
         if wrapper is None:
-            wrapper = structlog.get_config()["wrapper_class"]
-        known = self._debug_by_wrapper.get(wrapper)
-        if known is not None:
-            return known
+            if not state.loaded():
+                import structlog  # noqa: F401, PLC0415 - this hook was chosen: structlog it is
+
+                state.loaded()
+            wrapper = state.wrapper_class()
+        levels = self._levels.get(wrapper)
+        if levels is _ASK_LOGGING:
+            return logging.getLogger(LOGGER_NAME).isEnabledFor(level)
+        if levels is not None:
+            known = levels.get(level)  # type: ignore[union-attr]
+            if known is not None:
+                return known
+        return self._learn(wrapper, level)
+
+    def _learn(self, wrapper: Any, level: int) -> bool:
+        structlog = self._structlog.module
         if isinstance(wrapper, type) and issubclass(wrapper, structlog.stdlib.BoundLogger):
-            # Standard-library loggers can change level at any time: ask every time.
-            return logging.getLogger(LOGGER_NAME).isEnabledFor(DEBUG)
+            self._levels[wrapper] = _ASK_LOGGING
+            return logging.getLogger(LOGGER_NAME).isEnabledFor(level)
         enabled = True
         if callable(getattr(wrapper, "is_enabled_for", None)):
             try:
-                enabled = bool(wrapper(None, [], {}).is_enabled_for(DEBUG))
+                enabled = bool(wrapper(None, [], {}).is_enabled_for(level))
             except Exception:  # an exotic wrapper class: log rather than guess
                 enabled = True
-        self._debug_by_wrapper[wrapper] = enabled
+        levels = self._levels.setdefault(wrapper, {})
+        if isinstance(levels, dict):
+            levels[level] = enabled
         return enabled
 
     def __call__(self, event: Event) -> None:
         """Log *event*."""
-        import structlog  # noqa: PLC0415
-
         level = event.severity
-        if level <= DEBUG and not self._debug_enabled():
+        if not self.enabled_for(level):
             return
-        fields = event.fields()
-        if fields.get("traceback") is None:
-            fields.pop("traceback", None)
-        logger = structlog.get_logger(LOGGER_NAME)
+        logger = self._structlog.module.get_logger(LOGGER_NAME)
         method = _METHODS.get(level, "critical" if level > ERROR else "info")
-        getattr(logger, method)(event.name, **fields)
+        getattr(logger, method)(event.name, **safe_fields(event))
 
 
-_METHODS: Final = {DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warning", ERROR: "error"}
+_METHODS: Final = {DEBUG: "debug", INFO: "info", WARNING: "warning", ERROR: "error"}
 
 
 def structlog_configured() -> bool:
     """Whether the application configured structlog (without importing it if it did not)."""
-    module = sys.modules.get("structlog")
-    if module is None:
-        return False
-    try:
-        return bool(module.is_configured())
-    except Exception:
-        return False
+    return _Structlog().configured()
 
 
 class LogHook:
@@ -204,6 +337,7 @@ class LogHook:
         """Create both routes; neither imports anything yet."""
         self.structlog = StructlogHook()
         self.logging = LoggingHook()
+        self._structlog = self.structlog._structlog  # noqa: SLF001 - one finder for both
 
     def __repr__(self) -> str:
         """``LogHook()``."""
@@ -211,13 +345,13 @@ class LogHook:
 
     def enabled_for(self, level: int) -> bool:
         """Whether the route taken now would emit an event of *level*."""
-        if structlog_configured():
+        if self._structlog.configured():
             return self.structlog.enabled_for(level)
         return self.logging.enabled_for(level)
 
     def __call__(self, event: Event) -> None:
         """Log *event* through the route taken now."""
-        if structlog_configured():
+        if self._structlog.configured():
             self.structlog(event)
         else:
             self.logging(event)

@@ -13,9 +13,13 @@ library's logger ``resilient_scan``. Replace or extend the hooks::
 
 A hook may declare which event classes it wants (an ``events`` attribute) and whether it
 would do anything at a given level (``enabled_for(level)``), so events nobody wants are
-never built. A hook that raises never changes an outcome: the failure is reported once on
-stderr and the other hooks still get the event. `HookFactory` defers creating a hook (and
-importing what it needs) until the first event.
+never built. Changing the hooks is atomic and takes effect for the next event in every
+thread. A hook that raises never changes an outcome: the failure is reported once per hook
+on stderr and the other hooks still get the event. `HookFactory` defers creating a hook
+(and importing what it needs) until the first event.
+
+Every event, its fields and level, and every metric are listed in
+``docs/observability.md``; `EVENT_TYPES` maps each event name to its class.
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ from ._events import (
     WorkerTaskFailed,
 )
 from ._instrument import Hook, HookFactory, add_hook, get_hooks, remove_hook, set_hooks
-from ._loghooks import LOGGER_NAME, LogHook, LoggingHook, StructlogHook
+from ._loghooks import LOGGER_NAME, LoggingHook, LogHook, StructlogHook
 
 __all__ = [
     "EVENT_TYPES",
