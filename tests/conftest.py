@@ -22,6 +22,7 @@ def _fresh_runtime() -> Iterator[None]:
 
     Tests that configure structlog (the CLI's) put the previous configuration back.
     """
+    configured = structlog.is_configured()
     saved = structlog.get_config()
     set_hooks(None)
     rs.set_redaction(True)
@@ -29,7 +30,12 @@ def _fresh_runtime() -> Iterator[None]:
     set_hooks(None)
     rs.set_redaction(True)
     _config.WAITS.reset()
-    structlog.configure(**saved)
+    if configured:
+        structlog.configure(**saved)
+    else:
+        # configure() would leave structlog "configured", and the default log hook would
+        # then route every later test's events to structlog instead of standard logging.
+        structlog.reset_defaults()
 
 
 @pytest.fixture

@@ -77,10 +77,6 @@ def test_calls_are_counted_by_function_outcome_and_error_type(server: MetricsSer
     assert value(text, calls, function="fetch_news", outcome="timeout") == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the policies emit CallFinished once the policies branch is merged",
-)
 def test_calls_through_resilient_are_counted(server: MetricsServer):
     @rs.resilient(retry=True, breaker=True)
     def fetch_quote(ticker: str) -> float:
