@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 from ._breaker import BreakerFunction, BreakerPolicy, CircuitBreaker, circuit_breaker
 from ._cache import CachedFunction, CacheInfo, CachePolicy, MemoryCacheStore, ttl_cache
-from ._candidates import PRIORITIES, merge_candidates, normalize_candidate
 from ._clock import Clock, SystemClock
 from ._compose import ResilientFunction, resilient
 from ._console import ScanConsoleRenderer, configure_logging
@@ -27,6 +26,7 @@ from ._errors import (
     ThreadLimitError,
 )
 from ._executor import ScanExecutor
+from ._fanout import fan_out
 from ._report import ScanReport, ScanResult, ScanStatus
 from ._retry import RetryPolicy, retry, retry_after
 from ._scanner import ScannerInfo, ScannerObject, ScannerRegistry, scanner
@@ -35,6 +35,9 @@ from ._stats import CallStats, TimelineEntry
 from ._storage import BreakerStore, CacheStore, RateStore, StorageBackend
 from ._text import redaction_enabled, set_redaction
 from ._timeout import TimeoutPolicy, timeout
+from .discovery import PRIORITIES, merge_candidates, normalize_candidate
+
+from . import discovery
 
 if TYPE_CHECKING:
     from . import instrumentation, testing
@@ -80,6 +83,8 @@ __all__ = [
     "configure_logging",
     "current_deadline",
     "deadline_after",
+    "discovery",
+    "fan_out",
     "instrumentation",
     "merge_candidates",
     "normalize_candidate",

@@ -144,9 +144,9 @@ def test_one_candidate_per_ticker_with_every_source_in_scanner_order():
 
     by_ticker = {c["ticker"]: c for c in merged}
     assert len(merged) == 2
-    assert by_ticker["AAPL"]["sources"] == ["news", "movers", "insider"]
-    assert by_ticker["AAPL"]["contexts"] == ["headline", "gap up"]
-    assert by_ticker["MSFT"]["sources"] == ["movers"]
+    assert by_ticker["AAPL"]["all_sources"] == ["news", "movers", "insider"]
+    assert by_ticker["AAPL"]["all_contexts"] == ["headline", "gap up"]
+    assert by_ticker["MSFT"]["all_sources"] == ["movers"]
 
 
 def test_the_best_priority_wins_with_its_source_context_and_extras():
@@ -173,7 +173,7 @@ def test_the_best_priority_wins_with_its_source_context_and_extras():
     assert aapl["context"] == "CEO bought $5M"
     assert aapl["amount"] == 5_000_000
     assert "pct" not in aapl
-    assert aapl["sources"] == ["movers", "insider", "news"]
+    assert aapl["all_sources"] == ["movers", "insider", "news"]
 
 
 def test_a_tie_goes_to_the_earliest_scanner():
@@ -198,7 +198,7 @@ def test_a_scanner_listing_one_ticker_twice_is_one_source():
     )
 
     (aapl,) = merged
-    assert aapl["sources"] == ["dup"]
+    assert aapl["all_sources"] == ["dup"]
     assert aapl["priority"] == "high"
 
 
@@ -259,7 +259,7 @@ def test_merge_invariants(per_scanner: list[list[dict[str, Any]]]):
         finders = [
             r.name for r in results if any(c["ticker"] == candidate["ticker"] for c in r.candidates)
         ]
-        assert candidate["sources"] == finders
+        assert candidate["all_sources"] == finders
         every = [c for r in results for c in r.candidates if c["ticker"] == candidate["ticker"]]
         best = min(rank[c["priority"]] for c in every)
         winner = next(c for c in every if rank[c["priority"]] == best)
@@ -327,7 +327,7 @@ def test_merged_candidates_are_identical_over_concurrent_runs_and_sequential():
     assert len(orders) > 1, "the random latencies never changed the finishing order"
 
     by_ticker = {c["ticker"]: c for c in expected}
-    assert by_ticker["AAPL"]["sources"] == ["market_movers", "insider_buying", "social", "earnings"]
+    assert by_ticker["AAPL"]["all_sources"] == ["market_movers", "insider_buying", "social", "earnings"]
     assert by_ticker["AAPL"]["source"] == "insider_buying"
     assert by_ticker["AAPL"]["amount"] == 1
     assert by_ticker["TSLA"]["source"] == "news"
@@ -396,18 +396,21 @@ def test_a_merge_hook_replaces_the_default():
     ]
 
 
-def test_a_normalize_hook_that_raises_makes_that_scanner_error():
-    def strict(item: object, scanner: str) -> dict[str, Any] | None:
-        raise ValueError("unexpected shape")
+def test_a_normalize_hook_that_raises_drops_that_candidate_only():
+    def picky(item: object, scanner: str) -> dict[str, Any] | None:
+        assert isinstance(item, dict)
+        if item["ticker"] == "BAD":
+            raise ValueError("unexpected shape")
+        return dict(item)
 
     def some(state: Mapping[str, Any]) -> Found:
-        return [{"ticker": "A"}]
+        return [{"ticker": "A"}, {"ticker": "BAD"}, {"ticker": "C"}]
 
-    result = rs.ScanExecutor(normalize=strict).run([some], {}).result("some")
+    result = rs.ScanExecutor(normalize=picky).run([some], {}).result("some")
 
-    assert result.status == "error"
-    assert result.error is not None
-    assert "unexpected shape" in result.error
+    assert result.status == "ok"
+    assert [c["ticker"] for c in result.candidates] == ["A", "C"]
+    assert result.dropped == 1
 
 
 def test_hooks_must_be_callable():

@@ -324,7 +324,7 @@ def test_report_to_dict_is_json_ready(release: threading.Event):
     assert [r["name"] for r in data["results"]] == ["ok", "hung", "broken"]
     assert [r["status"] for r in data["results"]] == ["ok", "timeout", "error"]
     assert data["candidates"][0]["ticker"] == "AAPL"
-    assert data["candidates"][0]["sources"] == ["ok"]
+    assert data["candidates"][0]["all_sources"] == ["ok"]
     assert data["tool_logs"] == [{"tool": "quote", "ticker": "AAPL"}]
     assert isinstance(data["duration"], float)
     assert isinstance(data["speedup"], float)
