@@ -207,7 +207,7 @@ class AsyncRun:
         except Exception as exc:  # ThreadLimitError: the process has no thread to give
             slot.settled = True
             result = planned.unstarted(ScanStatus.ERROR, NO_THREAD_REASON, error=exc)
-            report_finished(result, self.options.run_id)
+            report_finished(result, self.options)
             self._settle(slot, result)
 
     # -- settling -----------------------------------------------------------------------------
@@ -223,7 +223,7 @@ class AsyncRun:
         self._record(index, result)
 
     def _settle_unstarted(self, planned: PlannedScanner, result: ScanResult) -> None:
-        report_finished(result, self.options.run_id)
+        report_finished(result, self.options)
         self._record(planned.index, result)
 
     def _record(self, index: int, result: ScanResult) -> None:
@@ -306,6 +306,10 @@ def run_in_loop(
     try:
         asyncio.get_running_loop()
     except RuntimeError:
+        inside_a_loop = False
+    else:
+        inside_a_loop = True
+    if not inside_a_loop:  # the usual case (called outside the handler: no chained error)
         return _run_loop(executor, plan, state, run_id)
     # Synchronous code called from inside a running loop: this thread is that loop's, so
     # the run gets a loop on a thread of its own.

@@ -24,12 +24,13 @@ from ._deadline import Deadline
 from ._engine import DaemonPool
 from ._errors import ConfigError, KeyPart
 from ._events import ConfigUnmatched, ScanFinished, ScanStarted
-from ._job import JobOptions, LogCollector, PlannedScanner, _emit, _wants
+from ._job import JobOptions, LogCollector, PlannedScanner, Reporting, _emit, _wants
 from ._report import Merger, Normalizer, ScanReport, ScanResult
 from ._scanner import (
     EXECUTOR_KEYS,
     Construction,
     Constructor,
+    ScannerInfo,
     ScannerLike,
     ScannerRegistry,
     find_method,
@@ -41,6 +42,7 @@ from .discovery import TOOL_LOGS, merge_candidates, normalize_candidate, read_co
 
 #: Keys of a ``pipelines.NAME`` table.
 PIPELINE_KEYS = ("enabled",)
+_NO_SETTINGS: Mapping[str, Any] = MappingProxyType({})
 
 
 @dataclass(frozen=True, init=False)
@@ -195,52 +197,47 @@ class ScanExecutor:
 
     def _planned(self, index: int, item: Any, seen: set[str]) -> PlannedScanner:
         methods = self.scan_method
-        own = None
-        info = scanner_info(item, methods)
-        name = info.name
+        marked = getattr(item, "scanner_info", None)
+        if isinstance(marked, ScannerInfo):
+            name, pipeline, enabled, function = marked.name, marked.pipeline, marked.enabled, True
+        elif isinstance(item, type) or find_method(item, methods) is not None:
+            info = scanner_info(item, methods)
+            name, pipeline, enabled, function = info.name, info.pipeline, info.enabled, False
+        elif callable(item):  # a plain function: the common case, kept cheap
+            name = getattr(item, "__name__", None)
+            if not isinstance(name, str) or not name.strip():
+                name = scanner_info(item).name
+            pipeline, enabled, function = None, True, True
+        else:
+            scanner_info(item)  # raises the ConfigError that says what a scanner is
+            raise AssertionError  # pragma: no cover
         if name in seen:
             raise ConfigError(("scanners", name), "two scanners in this run share it")
         seen.add(name)
-        settings = self.scanners.get(name, {})
-        if "scan_method" in settings:
-            own = settings["scan_method"]
-            methods = own
-        pipeline = self.pipelines.get(info.pipeline, {}) if info.pipeline else {}
+        settings = self.scanners.get(name, _NO_SETTINGS)
         skip = None
         if settings.get("enabled") is False:
             skip = f"disabled by scanners.{name}.enabled"
-        elif pipeline.get("enabled") is False:
-            skip = f"pipeline {info.pipeline} disabled by pipelines.{info.pipeline}.enabled"
-        elif not info.enabled and settings.get("enabled") is not True:
+        elif pipeline is not None and self.pipelines.get(pipeline, _NO_SETTINGS).get("enabled") is False:
+            skip = f"pipeline {pipeline} disabled by pipelines.{pipeline}.enabled"
+        elif not enabled and settings.get("enabled") is not True:
             skip = "disabled by its scanner(enabled=False)"
         timeout = settings.get("timeout_seconds", self.timeout_seconds)
-        function = getattr(item, "scanner_info", None) is not None or (
-            not isinstance(item, type) and find_method(item, methods) is None
-        )
         if function:
-            return PlannedScanner(
-                index, name, info.pipeline, item, None, None, settings, timeout, skip, is_async(item)
-            )
-        method = find_method(item, methods)
+            return PlannedScanner(index, name, pipeline, item, None, None, settings, timeout, skip, is_async(item))
+        own = settings.get("scan_method")
+        method = find_method(item, own or methods)
         if method is None:
             where = ("scanners", name, "scan_method") if own else ("scan_method",)
-            raise ConfigError(where, f"scanner {name} has no {' or '.join(methods)}() method")
+            raise ConfigError(where, f"scanner {name} has no {' or '.join(own or methods)}() method")
         construction = None
         if isinstance(item, type):
             construction = Construction()
             if skip is None and self.construct is None:
                 construction = Construction.of(item, name, settings, has_config=self.config is not None)
+        asynchronous = is_async(getattr(item, method))
         return PlannedScanner(
-            index,
-            name,
-            info.pipeline,
-            item,
-            method,
-            construction,
-            settings,
-            timeout,
-            skip,
-            is_async(getattr(item, method)),
+            index, name, pipeline, item, method, construction, settings, timeout, skip, asynchronous
         )
 
     def unmatched(self, scanners: Sequence[PlannedScanner]) -> list[ConfigUnmatched]:
@@ -347,6 +344,7 @@ class ScanExecutor:
             run_id=run_id,
             clock=clock,
             run_started=started,
+            reporting=Reporting.now(),
         )
         return options, deadline, limit, why, time.time()
 

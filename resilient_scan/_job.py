@@ -23,8 +23,10 @@ from __future__ import annotations
 import contextvars
 import inspect
 import sys
+import threading
+import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from . import _config
@@ -34,17 +36,20 @@ from ._deadline import Deadline
 from ._engine import Call, DaemonPool
 from ._errors import CircuitOpenError, ScanTimeout
 from ._events import (
+    DEBUG,
+    INFO,
+    WARNING,
     Event,
     LateResultDropped,
     ScannerDegraded,
     ScannerFinished,
     ScannerStarted,
 )
-from ._instrument import emit, wanted
-from ._report import Normalizer, ScanResult, ScanStatus
+from ._instrument import dispatch, emit, wanted
+from ._report import FAILED, NO_CALLS, Normalizer, ScanResult, ScanStatus
 from ._scanner import Construction, Constructor
 from ._state import DictView, state_view, to_plain
-from ._stats import ScanRecorder
+from ._stats import CallStats, ScanRecorder, TimelineEntry
 from ._text import describe_error, error_type, format_traceback
 
 
@@ -64,9 +69,12 @@ class LogCollector(Protocol):
         ...
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class PlannedScanner:
     """One scanner of a run, with everything needed to run it, decided before any runs.
+
+    Plain data plus the scanner itself (importable functions and classes pickle), so a
+    backend can send it where the scanner runs. Treat it as read-only.
 
     Attributes:
         index: Its place in the run (results and merging follow it).
@@ -120,6 +128,7 @@ class JobOptions:
         run_id: The run's identifier, on its events.
         clock: The clock that times scanners and deadlines.
         run_started: When the run started, on *clock*.
+        reporting: Which scanner events anyone wants (asked once per run: see `Reporting`).
     """
 
     normalize: Normalizer
@@ -129,6 +138,109 @@ class JobOptions:
     run_id: str
     clock: Clock
     run_started: float
+    reporting: Reporting = field(default_factory=lambda: Reporting.now())
+
+
+@dataclass(frozen=True)
+class Reporting:
+    """Which per-scanner events reach a hook, at the levels they would have.
+
+    Asked once per run, not once per scanner: a hook's level check (is the logger enabled
+    for info?) costs as much as the rest of an emit site, and a run's scanners would all
+    get the same answer. Hooks set during a run see its scanners' events from the next run.
+    A backend that runs jobs in another process asks there (`Reporting.now`).
+    """
+
+    started: bool = True
+    finished_ok: bool = True
+    finished_failed: bool = True
+    degraded: bool = True
+    late: bool = True
+
+    @classmethod
+    def now(cls) -> Reporting:
+        """What the hooks of this process want now."""
+        return cls(
+            started=wanted_at(ScannerStarted, DEBUG),
+            finished_ok=wanted_at(ScannerFinished, INFO),
+            finished_failed=wanted_at(ScannerFinished, WARNING),
+            degraded=wanted_at(ScannerDegraded, WARNING),
+            late=wanted_at(LateResultDropped, INFO),
+        )
+
+    def finished(self, result: ScanResult) -> bool:
+        """Whether ``scanner.finished`` for *result* is wanted."""
+        return self.finished_failed if result.status in FAILED else self.finished_ok
+
+
+def wanted_at(event_type: type[Event], level: int) -> bool:
+    """Whether an event of *event_type* at *level* would reach any hook.
+
+    As `resilient_scan._instrument.wanted`, asking every hook's level gate whatever the
+    level (``wanted`` asks it for debug events only), and regardless of a running scanner.
+    Never raises: a hook that cannot even be set up is no hook.
+    """
+    try:
+        current = dispatch()
+        takers = current.by_type.get(event_type)
+        if not takers:
+            return False
+        gated = current.gated[event_type]
+        if len(gated) < len(takers):
+            return True  # a hook without a level gate takes everything
+        return any(hook.enabled_for(level) for hook in gated)  # type: ignore[attr-defined]
+    except Exception:
+        return False
+
+
+_MATERIALIZING = threading.Lock()
+
+
+class LazyRecorder(ScanRecorder):
+    """A `ScanRecorder` that sets itself up on the first call or event it sees.
+
+    Most scanners of a big run see no policy event at all; for them a recorder's lock,
+    counters and timeline (and their snapshot) would be the largest part of what the
+    executor spends on them. Until then it answers with empty statistics.
+    """
+
+    __slots__ = ("_ready",)
+
+    def __init__(self, scanner: str, pipeline: str | None = None, *, run_id: str = "") -> None:
+        """Note who records; set up nothing else yet."""
+        self.scanner = scanner
+        self.pipeline = pipeline
+        self.run_id = run_id
+        self.started = time.monotonic()
+        self._ready = False
+
+    def _set_up(self) -> None:
+        with _MATERIALIZING:  # two threads of one scanner (a fan-out) may arrive together
+            if not self._ready:
+                ScanRecorder.__init__(
+                    self, self.scanner, self.pipeline, run_id=self.run_id, started=self.started
+                )
+                self._ready = True
+
+    def count_call(self, *, failed: bool) -> None:
+        """Count one call (see `ScanRecorder.count_call`)."""
+        if not self._ready:
+            self._set_up()
+        ScanRecorder.count_call(self, failed=failed)
+
+    def observe(self, event: Event) -> None:
+        """Count what *event* says happened (see `ScanRecorder.observe`)."""
+        if not self._ready:
+            self._set_up()
+        ScanRecorder.observe(self, event)
+
+    def snapshot(self) -> CallStats:
+        """The counts so far (none, shared, when nothing happened)."""
+        return ScanRecorder.snapshot(self) if self._ready else NO_CALLS
+
+    def timeline(self) -> tuple[TimelineEntry, ...]:
+        """The moments noted so far."""
+        return ScanRecorder.timeline(self) if self._ready else ()
 
 
 class Returned:
@@ -169,7 +281,7 @@ class ScanJob:
         self.options = options
         self.started = started
         self.deadline = deadline
-        self.recorder = ScanRecorder(planned.name, planned.pipeline, run_id=options.run_id)
+        self.recorder = LazyRecorder(planned.name, planned.pipeline, run_id=options.run_id)
         self.view: DictView | None = None
         self.collected: Any = None
         self.returned_at: float | None = None
@@ -180,7 +292,6 @@ class ScanJob:
     def _enter(self) -> Callable[..., Any]:
         """Set up the scanner's context and return what to call with its state view."""
         planned = self.planned
-        announce = _wants(ScannerStarted)  # asked before the recorder makes everything wanted
         CURRENT_SCAN.set(self.recorder)
         structlog = sys.modules.get("structlog")
         if structlog is not None:  # the application logs with structlog: bind the scanner
@@ -190,7 +301,7 @@ class ScanJob:
         if collector is not None:
             self.collected = collector.start(view)
         scan = self._callable()
-        if announce:
+        if self.options.reporting.started:
             _emit(ScannerStarted(planned.name, planned.pipeline, self.options.run_id))
         return scan
 
@@ -212,7 +323,7 @@ class ScanJob:
         try:
             scan = self._enter()
             raw = scan(self.view)
-            if inspect.isawaitable(raw):  # a sync callable that returned a coroutine
+            if type(raw) is not list and inspect.isawaitable(raw):  # a sync callable's coroutine
                 raw = _await_here(raw)
         finally:
             self.returned_at = self.options.clock.monotonic()
@@ -240,7 +351,6 @@ class ScanJob:
             return self._crashed(broken)
 
     def _finish(self, returned: Returned | None, error: BaseException | None) -> ScanResult:
-        CURRENT_SCAN.set(None)  # the scan is over: the events below are the run's
         planned = self.planned
         returned_at = self.returned_at
         if returned_at is None:
@@ -345,7 +455,7 @@ class ScanJob:
 
     def late(self, error: BaseException | None) -> None:
         """Report that a scanner already given up on returned after all: its result is dropped."""
-        if _wants(LateResultDropped):
+        if self.options.reporting.late:
             ran_for = (self.returned_at or self.options.clock.monotonic()) - self.started
             _emit(
                 LateResultDropped(
@@ -380,8 +490,8 @@ class ScanJob:
         )
 
     def _report(self, result: ScanResult, *, timeout: float | None = None) -> ScanResult:
-        report_finished(result, self.options.run_id, timeout)
-        if result.status is ScanStatus.OK and result.calls.troubled and _wants(ScannerDegraded):
+        report_finished(result, self.options, timeout)
+        if result.status is ScanStatus.OK and result.calls.troubled and self.options.reporting.degraded:
             calls = result.calls
             _emit(
                 ScannerDegraded(
@@ -398,10 +508,11 @@ class ScanJob:
         return result
 
 
-def report_finished(result: ScanResult, run_id: str, timeout: float | None = None) -> None:
+def report_finished(result: ScanResult, options: JobOptions, timeout: float | None = None) -> None:
     """Emit ``scanner.finished`` for *result*, if anyone wants it."""
-    if not _wants(ScannerFinished):
+    if not options.reporting.finished(result):
         return
+    run_id = options.run_id
     _emit(
         ScannerFinished(
             result.name,
@@ -523,7 +634,7 @@ def run_scanner(
         (pool or _config.default_pool()).submit(run)
     except Exception as exc:  # ThreadLimitError: the process has no thread to give
         result = planned.unstarted(ScanStatus.ERROR, "no thread to run it on", error=exc)
-        report_finished(result, options.run_id)
+        report_finished(result, options)
         return result
     while True:
         left = limit.remaining()

@@ -176,7 +176,7 @@ class ThreadRun:
         """Record a result made on the caller's thread, and report it."""
         self.results[planned.index] = result
         self._done.append(planned.index)
-        report_finished(result, self.options.run_id)
+        report_finished(result, self.options)
 
     def _start_worker(self) -> bool:
         """Start one more worker; if the pool has no thread, fail what no worker will run."""

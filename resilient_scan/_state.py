@@ -411,6 +411,8 @@ def _plain(value: Any, memo: dict[int, Any]) -> Any:
     if kind is DictView or kind is ListView:
         return value._plain(memo)  # noqa: SLF001 - the views build their own plain form
     if kind is dict or kind is list or kind is tuple:
+        if _ATOMS.issuperset(map(type, value.values() if kind is dict else value)):
+            return value  # flat: nothing inside can be a view (checked at C speed)
         memo[id(value)] = value  # a cycle back to it finds it unchanged
         seen = memo[id(value)] = _plain_container(value, memo)
         return seen
