@@ -140,7 +140,7 @@ class ScanExecutor:
             object.__setattr__(self, name, value)
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], **overrides: Any) -> ScanExecutor:
+    def from_config(cls, config: Mapping[str, Any], /, **overrides: Any) -> ScanExecutor:
         """Build an executor from an application config in the established shape.
 
         Either the whole application config ``{"discovery": {"scanner_execution": {...},
@@ -160,8 +160,8 @@ class ScanExecutor:
             "scanners": found.scanners,
             "pipelines": found.pipelines,
             "config": config,
-            **overrides,
         }
+        settings.update(overrides)
         try:
             return cls(**settings)
         except ConfigError as exc:
@@ -214,7 +214,8 @@ class ScanExecutor:
         if name in seen:
             raise ConfigError(("scanners", name), "two scanners in this run share it")
         seen.add(name)
-        settings = self.scanners.get(name, _NO_SETTINGS)
+        table = self.scanners.get(name)
+        settings: dict[str, Any] = dict(table) if table else {}  # plain: a plan pickles
         skip = None
         if settings.get("enabled") is False:
             skip = f"disabled by scanners.{name}.enabled"

@@ -116,8 +116,10 @@ class _FanOut:
         self.calls: list[Call[Any] | None] = [None] * len(items)
         self.finished: queue.SimpleQueue[int] = queue.SimpleQueue()
         self.stopped = False
+        self.fail_fast = True
 
     def run(self, *, return_exceptions: bool) -> list[Any]:
+        self.fail_fast = not return_exceptions
         started = 0
         error: BaseException | None = None
         for _ in range(self.workers):
@@ -150,8 +152,6 @@ class _FanOut:
                     outcomes[index] = call.outcome()
                 except BaseException as exc:  # noqa: BLE001 - handed back in order below
                     failed[index] = exc
-                    if not return_exceptions:
-                        self._stop_starting()
                 done += 1
         finally:
             self.stopped = True
@@ -188,4 +188,7 @@ class _FanOut:
             call.run(self.context.copy(), self.func, (self.items[index],), {}, self.deadline)
             if call.result is None and call.error is None and self.stopped:
                 return  # abandoned at the deadline: the engine reported it
+            failed = call.error is not None
             self.finished.put(index)
+            if failed and self.fail_fast:
+                self._stop_starting()

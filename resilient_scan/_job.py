@@ -349,6 +349,12 @@ class ScanJob:
             return self._finish(returned, error)
         except BaseException as broken:  # a bug here must not lose the scanner's slot
             return self._crashed(broken)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        # The run keeps its jobs until it ends: their views of the state need not live on.
+        self.view = self.collected = None
 
     def _finish(self, returned: Returned | None, error: BaseException | None) -> ScanResult:
         planned = self.planned
@@ -452,6 +458,8 @@ class ScanJob:
             )
         except BaseException as broken:
             return self._crashed(broken)
+        finally:
+            self._release()
 
     def late(self, error: BaseException | None) -> None:
         """Report that a scanner already given up on returned after all: its result is dropped."""

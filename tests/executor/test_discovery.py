@@ -315,8 +315,8 @@ def test_merged_candidates_are_identical_over_concurrent_runs_and_sequential():
 
     rng = random.Random(20240611)
     orders: set[tuple[str, ...]] = set()
-    for _ in range(12):
-        delays = {name: rng.uniform(0.0, 0.04) for name in names}
+    for _ in range(8):
+        delays = {name: rng.uniform(0.0, 0.01) for name in names}
         report = rs.ScanExecutor(max_workers=len(names)).run(
             [delayed(n, delays[n]) for n in names], {}
         )
@@ -340,7 +340,7 @@ def test_merged_candidates_are_identical_over_concurrent_runs_and_sequential():
 def test_the_first_scanner_finishing_last_changes_nothing():
     names = list(FINDINGS)
     # Earliest in scanner order is slowest: finishing order is the reverse of scanner order.
-    slow_first = [delayed(n, 0.03 * (len(names) - i)) for i, n in enumerate(names)]
+    slow_first = [delayed(n, 0.01 * (len(names) - i)) for i, n in enumerate(names)]
     fast_first = [delayed(n, 0.0) for n in names]
 
     reversed_finish = rs.ScanExecutor(max_workers=len(names)).run(slow_first, {})
@@ -381,7 +381,7 @@ def test_a_merge_hook_replaces_the_default():
         return [c for r in results for c in r.candidates]
 
     def first(state: Mapping[str, Any]) -> Found:
-        time.sleep(0.05)
+        time.sleep(0.02)
         return [{"ticker": "AAPL"}]
 
     def second(state: Mapping[str, Any]) -> Found:
