@@ -30,6 +30,7 @@ class ApiError(Exception):
     """The service answered with an HTTP error."""
 
     def __init__(self, path: str, status: int) -> None:
+        """Describe the failed request."""
         super().__init__(f"HTTP {status} from {path}")
         self.status = status
 

@@ -33,13 +33,16 @@ class ScannerRegistry:
     """The application's own registry of scanner classes."""
 
     def __init__(self) -> None:
+        """Start empty."""
         self.classes: dict[str, type[BaseScanner]] = {}
 
     def register(self, cls: type[BaseScanner]) -> type[BaseScanner]:
+        """Add *cls* under its name (a class decorator)."""
         self.classes[cls.name] = cls
         return cls
 
     def all(self) -> list[type[BaseScanner]]:
+        """Every registered class."""
         return list(self.classes.values())
 
 
@@ -53,11 +56,13 @@ class BaseScanner:
     pipeline: str = ""
 
     def __init__(self, config: dict[str, Any]) -> None:
+        """Take the whole application config; keep this scanner's own table."""
         self.config = config
         self.scanner_config = config.get("discovery", {}).get("scanners", {}).get(self.name, {})
         self.limit = self.scanner_config.get("limit", 10)
 
     def scan(self, state: dict[str, Any]) -> list[dict[str, Any]]:
+        """Return candidates: dicts with ticker, source, context and priority."""
         raise NotImplementedError
 
     def scan_with_validation(self, state: dict[str, Any]) -> list[dict[str, Any]]:
@@ -80,20 +85,24 @@ INSIDER_TRADES = [
     {"ticker": "IBM", "insider": "VP", "value": 20_000},
 ]
 EARNINGS_IN_DAYS = {"NVDA": 2, "CRM": 5, "ORCL": 6, "MSFT": 12}
+CRITICAL_VALUE = 500_000
 
 
 @REGISTRY.register
 class InsiderBuyingScanner(BaseScanner):
+    """Insider purchases above a minimum value."""
+
     name = "insider_buying"
     pipeline = "edge"
 
     def scan(self, state: dict[str, Any]) -> list[dict[str, Any]]:
+        """Find the purchases; log each lookup in the state's tool log."""
         minimum = self.scanner_config.get("min_transaction_value", 25_000)
         found = []
         for trade in INSIDER_TRADES:
             if trade["value"] < minimum:
                 continue
-            priority = "critical" if trade["value"] >= 500_000 else "high"
+            priority = "critical" if trade["value"] >= CRITICAL_VALUE else "high"
             found.append(
                 {
                     "ticker": trade["ticker"],
@@ -108,10 +117,13 @@ class InsiderBuyingScanner(BaseScanner):
 
 @REGISTRY.register
 class EarningsCalendarScanner(BaseScanner):
+    """Earnings reports within a window of days."""
+
     name = "earnings_calendar"
     pipeline = "events"
 
     def scan(self, state: dict[str, Any]) -> list[dict[str, Any]]:
+        """Find the reports inside the configured window."""
         window = self.scanner_config.get("max_days_until_earnings", 3)
         return [
             {
@@ -133,6 +145,7 @@ class MalformedFeedScanner(BaseScanner):
     pipeline = "sentiment"
 
     def scan(self, state: dict[str, Any]) -> list[dict[str, Any]]:
+        """Return what the feed gave, malformed entry included."""
         return [
             {"ticker": "NVDA", "source": self.name, "context": "trending", "priority": "low"},
             {"ticker": "GME", "source": self.name, "priority": "low"},
@@ -147,20 +160,27 @@ class OptionsFlowScanner(BaseScanner):
     pipeline = "edge"
 
     def scan(self, state: dict[str, Any]) -> list[dict[str, Any]]:
+        """Ask the options service, which is down."""
         return fetch_unusual_options(self.scanner_config.get("min_premium", 1e6))
 
 
-@rs.resilient(retry={"attempts": 3, "backoff": 0.001}, breaker={"fail_max": 2, "name": "options-api"})
+@rs.resilient(
+    retry={"attempts": 3, "backoff": 0.001}, breaker={"fail_max": 2, "name": "options-api"}
+)
 def fetch_unusual_options(min_premium: float) -> list[dict[str, Any]]:
+    """The options service's client: it fails, retried and guarded by a breaker."""
     raise ConnectionError("options API unreachable")
 
 
 @REGISTRY.register
 class DisabledScanner(BaseScanner):
+    """Switched off in the config."""
+
     name = "reddit_dd"
     pipeline = "sentiment"
 
     def scan(self, state: dict[str, Any]) -> list[dict[str, Any]]:
+        """Never called."""
         raise AssertionError("disabled in the config: never built, never run")
 
 

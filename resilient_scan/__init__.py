@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from . import discovery
 from ._breaker import BreakerFunction, BreakerPolicy, CircuitBreaker, circuit_breaker
 from ._cache import CachedFunction, CacheInfo, CachePolicy, MemoryCacheStore, ttl_cache
 from ._clock import Clock, SystemClock
@@ -36,8 +37,6 @@ from ._storage import BreakerStore, CacheStore, RateStore, StorageBackend
 from ._text import redaction_enabled, set_redaction
 from ._timeout import TimeoutPolicy, timeout
 from .discovery import PRIORITIES, merge_candidates, normalize_candidate
-
-from . import discovery
 
 if TYPE_CHECKING:
     from . import instrumentation, testing

@@ -12,6 +12,7 @@ decides it, through an `_engine.Claim` or the thread's `_engine.Call`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import heapq
 import itertools
@@ -98,17 +99,30 @@ class AsyncRun:
             if planned.skip_reason is None:
                 runnable.append(planned)
             else:
-                self._settle_unstarted(planned, planned.unstarted(ScanStatus.SKIPPED, planned.skip_reason))
+                self._settle_unstarted(
+                    planned, planned.unstarted(ScanStatus.SKIPPED, planned.skip_reason)
+                )
         self._expected = len(self.plan)
         executor = self.executor
+        lanes: list[tuple[deque[PlannedScanner], asyncio.Semaphore | None]]
         if not executor.concurrent:
             lanes = [(deque(runnable), asyncio.Semaphore(1))]
         else:
             tasks = deque(p for p in runnable if p.is_async)
             threads = deque(p for p in runnable if not p.is_async)
             lanes = [
-                (tasks, None if len(tasks) <= executor.max_tasks else asyncio.Semaphore(executor.max_tasks)),
-                (threads, None if len(threads) <= executor.max_workers else asyncio.Semaphore(executor.max_workers)),
+                (
+                    tasks,
+                    None
+                    if len(tasks) <= executor.max_tasks
+                    else asyncio.Semaphore(executor.max_tasks),
+                ),
+                (
+                    threads,
+                    None
+                    if len(threads) <= executor.max_workers
+                    else asyncio.Semaphore(executor.max_workers),
+                ),
             ]
         self._queues = [queue for queue, _ in lanes if queue]
         dispatchers = [
@@ -134,7 +148,9 @@ class AsyncRun:
 
     # -- starting -----------------------------------------------------------------------------
 
-    async def _dispatch(self, queue: deque[PlannedScanner], semaphore: asyncio.Semaphore | None) -> None:
+    async def _dispatch(
+        self, queue: deque[PlannedScanner], semaphore: asyncio.Semaphore | None
+    ) -> None:
         """Start the scanners of *queue* in order, as *semaphore* lets them."""
         while queue and not self._stopped:
             if semaphore is not None:
@@ -174,7 +190,7 @@ class AsyncRun:
             if slot.claim.taken:
                 return  # cancelled by the timer, which reported it as a timeout
             raise  # cancelled from outside: the run is being cancelled
-        except BaseException as exc:  # noqa: BLE001 - any failure is this scanner's result
+        except BaseException as exc:
             error = exc
         if not slot.claim.take():
             job.late(error)  # it ignored its cancellation and finished after all
@@ -197,10 +213,9 @@ class AsyncRun:
                 return
             error, call.error = call.error, None
             result = context.run(job.finish, call.result, error)
-            try:
+            # RuntimeError: the loop is gone (the run was cancelled meanwhile).
+            with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(self._settle, slot, result)
-            except RuntimeError:  # the loop is gone: the run was cancelled meanwhile
-                pass
 
         try:
             (self.executor.pool or _config.default_pool()).submit(work)
@@ -285,7 +300,9 @@ class AsyncRun:
         for queue in self._queues:
             while queue:
                 planned = queue.popleft()
-                self._settle_unstarted(planned, planned.unstarted(ScanStatus.CANCELLED, CANCELLED_REASON))
+                self._settle_unstarted(
+                    planned, planned.unstarted(ScanStatus.CANCELLED, CANCELLED_REASON)
+                )
         for slot in list(self._running.values()):
             self._time_out(slot, limit, why)
 
@@ -300,7 +317,10 @@ class AsyncRun:
 
 
 def run_in_loop(
-    executor: ScanExecutor, plan: Sequence[PlannedScanner], state: Mapping[str, Any], run_id: str | None
+    executor: ScanExecutor,
+    plan: Sequence[PlannedScanner],
+    state: Mapping[str, Any],
+    run_id: str | None,
 ) -> ScanReport:
     """Run a plan with async scanners from synchronous code: on a loop of its own."""
     try:
@@ -314,14 +334,19 @@ def run_in_loop(
     # Synchronous code called from inside a running loop: this thread is that loop's, so
     # the run gets a loop on a thread of its own.
     pool = executor.pool or _config.default_pool()
-    call = pool.start_call("ScanExecutor.run", _run_loop, (executor, plan, state, run_id), {}, deadline=None)
+    call = pool.start_call(
+        "ScanExecutor.run", _run_loop, (executor, plan, state, run_id), {}, deadline=None
+    )
     while not call.wait(3600.0):
         pass
     return call.outcome()
 
 
 def _run_loop(
-    executor: ScanExecutor, plan: Sequence[PlannedScanner], state: Mapping[str, Any], run_id: str | None
+    executor: ScanExecutor,
+    plan: Sequence[PlannedScanner],
+    state: Mapping[str, Any],
+    run_id: str | None,
 ) -> ScanReport:
     loop = asyncio.new_event_loop()
     try:

@@ -38,6 +38,7 @@ from ._scanner import (
     scanner_info,
 )
 from ._settings import Seconds
+from ._settings import _show as _show_value
 from .discovery import TOOL_LOGS, merge_candidates, normalize_candidate, read_config
 
 #: Keys of a ``pipelines.NAME`` table.
@@ -116,7 +117,7 @@ class ScanExecutor:
     ) -> None:
         """Check and convert every setting; a bad one raises `ConfigError` naming it."""
         if pool is not None and not isinstance(pool, DaemonPool):
-            raise ConfigError(("pool",), f"must be a DaemonPool, got {_settings._show(pool)}")  # noqa: SLF001
+            raise ConfigError(("pool",), f"must be a DaemonPool, got {_show_value(pool)}")
         if config is not None:
             _settings.mapping(config, ("config",))
         values = {
@@ -181,13 +182,15 @@ class ScanExecutor:
             ConfigError: if *scanners* is not an iterable of scanners, a scanner is not a
                 scanner, two share a name, or a scanner class cannot be built as it is.
         """
-        if callable(scanners) or isinstance(scanners, (str, bytes, Mapping)) or not isinstance(
-            scanners, Iterable
+        if (
+            callable(scanners)
+            or isinstance(scanners, (str, bytes, Mapping))
+            or not isinstance(scanners, Iterable)
         ):
             raise ConfigError(
                 ("scanners",),
                 "must be an iterable of scanners (a list, or a ScannerRegistry), got"
-                f" {_settings._show(scanners)}; to run one scanner, pass [scanner]",  # noqa: SLF001
+                f" {_show_value(scanners)}; to run one scanner, pass [scanner]",
             )
         plan: list[PlannedScanner] = []
         seen: set[str] = set()
@@ -196,50 +199,63 @@ class ScanExecutor:
         return plan
 
     def _planned(self, index: int, item: Any, seen: set[str]) -> PlannedScanner:
-        methods = self.scan_method
-        marked = getattr(item, "scanner_info", None)
-        if isinstance(marked, ScannerInfo):
-            name, pipeline, enabled, function = marked.name, marked.pipeline, marked.enabled, True
-        elif isinstance(item, type) or find_method(item, methods) is not None:
-            info = scanner_info(item, methods)
-            name, pipeline, enabled, function = info.name, info.pipeline, info.enabled, False
-        elif callable(item):  # a plain function: the common case, kept cheap
-            name = getattr(item, "__name__", None)
-            if not isinstance(name, str) or not name.strip():
-                name = scanner_info(item).name
-            pipeline, enabled, function = None, True, True
-        else:
-            scanner_info(item)  # raises the ConfigError that says what a scanner is
-            raise AssertionError  # pragma: no cover
+        name, pipeline, enabled, function = self._identify(item)
         if name in seen:
             raise ConfigError(("scanners", name), "two scanners in this run share it")
         seen.add(name)
         table = self.scanners.get(name)
         settings: dict[str, Any] = dict(table) if table else {}  # plain: a plan pickles
-        skip = None
-        if settings.get("enabled") is False:
-            skip = f"disabled by scanners.{name}.enabled"
-        elif pipeline is not None and self.pipelines.get(pipeline, _NO_SETTINGS).get("enabled") is False:
-            skip = f"pipeline {pipeline} disabled by pipelines.{pipeline}.enabled"
-        elif not enabled and settings.get("enabled") is not True:
-            skip = "disabled by its scanner(enabled=False)"
+        skip = self._skip_reason(name, pipeline, enabled=enabled, settings=settings)
         timeout = settings.get("timeout_seconds", self.timeout_seconds)
         if function:
-            return PlannedScanner(index, name, pipeline, item, None, None, settings, timeout, skip, is_async(item))
+            return PlannedScanner(
+                index, name, pipeline, item, None, None, settings, timeout, skip, is_async(item)
+            )
         own = settings.get("scan_method")
-        method = find_method(item, own or methods)
+        method = find_method(item, own or self.scan_method)
         if method is None:
             where = ("scanners", name, "scan_method") if own else ("scan_method",)
-            raise ConfigError(where, f"scanner {name} has no {' or '.join(own or methods)}() method")
+            methods = " or ".join(own or self.scan_method)
+            raise ConfigError(where, f"scanner {name} has no {methods}() method")
         construction = None
         if isinstance(item, type):
-            construction = Construction()
+            construction = Construction()  # a construct hook builds it instead
             if skip is None and self.construct is None:
-                construction = Construction.of(item, name, settings, has_config=self.config is not None)
+                construction = Construction.of(
+                    item, name, settings, has_config=self.config is not None
+                )
         asynchronous = is_async(getattr(item, method))
         return PlannedScanner(
             index, name, pipeline, item, method, construction, settings, timeout, skip, asynchronous
         )
+
+    def _identify(self, item: object) -> tuple[str, str | None, bool, bool]:
+        """(name, pipeline, enabled, called as a function) of a scanner; `ConfigError` if none."""
+        marked = getattr(item, "scanner_info", None)
+        if isinstance(marked, ScannerInfo):
+            return marked.name, marked.pipeline, marked.enabled, True
+        if isinstance(item, type) or find_method(item, self.scan_method) is not None:
+            info = scanner_info(item, self.scan_method)
+            return info.name, info.pipeline, info.enabled, False
+        name = getattr(item, "__name__", None)
+        if callable(item) and isinstance(name, str) and name.strip():
+            return name, None, True, True  # a plain function: the common case, kept cheap
+        info = scanner_info(item)  # names an unnamed callable, or says what a scanner is
+        return info.name, info.pipeline, info.enabled, True
+
+    def _skip_reason(
+        self, name: str, pipeline: str | None, *, enabled: bool, settings: Mapping[str, Any]
+    ) -> str | None:
+        if settings.get("enabled") is False:
+            return f"disabled by scanners.{name}.enabled"
+        if (
+            pipeline is not None
+            and self.pipelines.get(pipeline, _NO_SETTINGS).get("enabled") is False
+        ):
+            return f"pipeline {pipeline} disabled by pipelines.{pipeline}.enabled"
+        if not enabled and settings.get("enabled") is not True:
+            return "disabled by its scanner(enabled=False)"
+        return None
 
     def unmatched(self, scanners: Sequence[PlannedScanner]) -> list[ConfigUnmatched]:
         """The ``scanners.NAME`` and ``pipelines.NAME`` tables that match no planned scanner.
@@ -251,7 +267,9 @@ class ScanExecutor:
         names = [planned.name for planned in scanners]
         pipelines = [planned.pipeline for planned in scanners if planned.pipeline is not None]
         root: tuple[KeyPart, ...] = (
-            ("discovery",) if isinstance(self.config, Mapping) and "discovery" in self.config else ()
+            ("discovery",)
+            if isinstance(self.config, Mapping) and "discovery" in self.config
+            else ()
         )
         found = []
         for section, known in (("scanners", names), ("pipelines", pipelines)):
@@ -290,7 +308,7 @@ class ScanExecutor:
             from ._arun import run_in_loop  # noqa: PLC0415 - asyncio loads with async scanners
 
             return run_in_loop(self, plan, state, run_id)
-        return self._execute(plan, state, run_id, loop=None)
+        return self._execute(plan, state, run_id)
 
     async def arun(
         self,
@@ -328,14 +346,23 @@ class ScanExecutor:
         if _wants(ScanStarted):
             # Before the scanners' contexts are copied from this one: a tracing hook's run
             # span, set here, becomes their parent.
-            _emit(ScanStarted(len(plan), mode, workers, self.timeout_seconds, self.deadline_seconds, run_id))
+            _emit(
+                ScanStarted(
+                    len(plan), mode, workers, self.timeout_seconds, self.deadline_seconds, run_id
+                )
+            )
         clock = self.clock
         started = clock.monotonic()
         deadline, limit, why = None, 0.0, "the run's deadline_seconds"
         if self.deadline_seconds is not None:
-            deadline, limit = Deadline(started + self.deadline_seconds, clock), self.deadline_seconds
+            deadline, limit = (
+                Deadline(started + self.deadline_seconds, clock),
+                self.deadline_seconds,
+            )
         enclosing = DEADLINE.get()
-        if enclosing is not None and (deadline is None or enclosing.remaining() < deadline.remaining()):
+        if enclosing is not None and (
+            deadline is None or enclosing.remaining() < deadline.remaining()
+        ):
             deadline, limit, why = enclosing, enclosing.remaining(), "an enclosing deadline"
         options = JobOptions(
             normalize=self.normalize,
@@ -350,7 +377,7 @@ class ScanExecutor:
         return options, deadline, limit, why, time.time()
 
     def _execute(
-        self, plan: Sequence[PlannedScanner], state: Mapping[str, Any], run_id: str | None, *, loop: None
+        self, plan: Sequence[PlannedScanner], state: Mapping[str, Any], run_id: str | None
     ) -> ScanReport:
         from ._run import ThreadRun  # noqa: PLC0415 - kept apart from the async run's import
 
@@ -369,10 +396,16 @@ class ScanExecutor:
         return self._report(results, options, wall, run.abandoned)
 
     async def _aexecute(
-        self, plan: Sequence[PlannedScanner], state: Mapping[str, Any], run_id: str | None, runner: Any
+        self,
+        plan: Sequence[PlannedScanner],
+        state: Mapping[str, Any],
+        run_id: str | None,
+        runner: Any,
     ) -> ScanReport:
         options, deadline, limit, why, wall = self._begin(plan, run_id)
-        run = runner(self, plan, state, options, deadline=deadline, deadline_limit=limit, deadline_why=why)
+        run = runner(
+            self, plan, state, options, deadline=deadline, deadline_limit=limit, deadline_why=why
+        )
         results = await run.execute()
         return self._report(results, options, wall, run.abandoned)
 
@@ -410,7 +443,7 @@ def _state(state: object) -> Mapping[str, Any]:
     if state is None:
         return {}
     if not isinstance(state, Mapping):
-        raise ConfigError(("state",), f"must be a mapping, got {_settings._show(state)}")  # noqa: SLF001
+        raise ConfigError(("state",), f"must be a mapping, got {_show_value(state)}")
     return state
 
 
@@ -420,16 +453,14 @@ def _run_id() -> str:
     if structlog is not None:
         try:
             bound = structlog.contextvars.get_contextvars().get("run_id")
-        except Exception:  # noqa: BLE001 - an old or odd structlog: make our own
+        except Exception:
             bound = None
         if isinstance(bound, str) and bound:
             return bound
     return os.urandom(6).hex()
 
 
-def _tables(
-    value: object, section: str, check: Any
-) -> Mapping[str, Mapping[str, Any]]:
+def _tables(value: object, section: str, check: Any) -> Mapping[str, Mapping[str, Any]]:
     tables = _settings.mapping({} if value is None else value, (section,))
     return MappingProxyType({name: check(table, (section, name)) for name, table in tables.items()})
 
@@ -440,7 +471,9 @@ def _scanner_table(value: object, key: tuple[KeyPart, ...]) -> Mapping[str, Any]
     if "enabled" in table:
         table["enabled"] = _settings.boolean(table["enabled"], (*key, "enabled"))
     if "timeout_seconds" in table:
-        table["timeout_seconds"] = _settings.seconds(table["timeout_seconds"], (*key, "timeout_seconds"))
+        table["timeout_seconds"] = _settings.seconds(
+            table["timeout_seconds"], (*key, "timeout_seconds")
+        )
     if "scan_method" in table:
         table["scan_method"] = _method_names(table["scan_method"], (*key, "scan_method"))
     return MappingProxyType(table)
@@ -457,10 +490,13 @@ def _pipeline_table(value: object, key: tuple[KeyPart, ...]) -> Mapping[str, Any
 def _method_names(value: object, key: tuple[KeyPart, ...]) -> tuple[str, ...]:
     names = (value,) if isinstance(value, str) else value
     if not isinstance(names, (list, tuple)) or not names:
-        raise ConfigError(key, f"must be a method name or a list of them, got {_settings._show(value)}")  # noqa: SLF001
+        raise ConfigError(key, f"must be a method name or a list of them, got {_show_value(value)}")
     for index, name in enumerate(names):
         if not isinstance(name, str) or not name.isidentifier():
-            raise ConfigError((*key, index) if len(names) > 1 else key, f"must be a method name, got {_settings._show(name)}")  # noqa: SLF001
+            raise ConfigError(
+                (*key, index) if len(names) > 1 else key,
+                f"must be a method name, got {_show_value(name)}",
+            )
     return tuple(names)
 
 
@@ -471,6 +507,6 @@ def _collector(value: object) -> LogCollector | None:
         raise ConfigError(
             ("tool_logs",),
             "must be a log collector (with start() and collect(), e.g."
-            f" resilient_scan.discovery.ToolLogs()) or None, got {_settings._show(value)}",  # noqa: SLF001
+            f" resilient_scan.discovery.ToolLogs()) or None, got {_show_value(value)}",
         )
     return value  # type: ignore[return-value]

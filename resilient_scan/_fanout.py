@@ -126,7 +126,7 @@ class _FanOut:
             try:
                 self.pool.submit(self._work)
                 started += 1
-            except Exception as exc:  # ThreadLimitError
+            except Exception as exc:  # noqa: PERF203 - ThreadLimitError, once
                 error = exc
                 break
         if not started:
@@ -150,15 +150,15 @@ class _FanOut:
                 assert call is not None  # noqa: S101 - set before it is reported
                 try:
                     outcomes[index] = call.outcome()
-                except BaseException as exc:  # noqa: BLE001 - handed back in order below
+                except BaseException as exc:
                     failed[index] = exc
                 done += 1
         finally:
             self.stopped = True
         if failed and not return_exceptions:
             raise failed[min(failed)]
-        for index, exc in failed.items():
-            outcomes[index] = exc
+        for index, failure in failed.items():
+            outcomes[index] = failure
         return outcomes
 
     def _stop_starting(self) -> None:
@@ -169,6 +169,10 @@ class _FanOut:
             except IndexError:
                 return
             self.finished.put(-1)
+
+    def _gave_up(self) -> bool:
+        # A method, read after the call: the caller's thread sets the flag meanwhile.
+        return self.stopped
 
     def _give_up(self) -> None:
         self.stopped = True
@@ -186,7 +190,7 @@ class _FanOut:
             call: Call[Any] = Call(self.name)
             self.calls[index] = call
             call.run(self.context.copy(), self.func, (self.items[index],), {}, self.deadline)
-            if call.result is None and call.error is None and self.stopped:
+            if call.result is None and call.error is None and self._gave_up():
                 return  # abandoned at the deadline: the engine reported it
             failed = call.error is not None
             self.finished.put(index)

@@ -20,6 +20,7 @@ A job has three steps:
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import inspect
 import sys
@@ -101,7 +102,9 @@ class PlannedScanner:
     skip_reason: str | None = None
     is_async: bool = False
 
-    def unstarted(self, status: ScanStatus, reason: str, *, error: BaseException | None = None) -> ScanResult:
+    def unstarted(
+        self, status: ScanStatus, reason: str, *, error: BaseException | None = None
+    ) -> ScanResult:
         """The result of this scanner when it never ran (skipped, cancelled, not startable)."""
         if error is None:
             return ScanResult(name=self.name, status=status, pipeline=self.pipeline, reason=reason)
@@ -114,31 +117,6 @@ class PlannedScanner:
             error_type=error_type(error),
             exception=error,
         )
-
-
-@dataclass(frozen=True)
-class JobOptions:
-    """What every scanner of one run shares.
-
-    Attributes:
-        normalize: Checks and normalizes one finding (None drops it).
-        tool_logs: Gathers each scanner's log entries from its state, or None.
-        config: The application config, for classes whose constructor takes it.
-        construct: Builds scanner classes instead of the construction rule, or None.
-        run_id: The run's identifier, on its events.
-        clock: The clock that times scanners and deadlines.
-        run_started: When the run started, on *clock*.
-        reporting: Which scanner events anyone wants (asked once per run: see `Reporting`).
-    """
-
-    normalize: Normalizer
-    tool_logs: LogCollector | None
-    config: Mapping[str, Any] | None
-    construct: Constructor | None
-    run_id: str
-    clock: Clock
-    run_started: float
-    reporting: Reporting = field(default_factory=lambda: Reporting.now())
 
 
 @dataclass(frozen=True)
@@ -191,6 +169,31 @@ def wanted_at(event_type: type[Event], level: int) -> bool:
         return any(hook.enabled_for(level) for hook in gated)  # type: ignore[attr-defined]
     except Exception:
         return False
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """What every scanner of one run shares.
+
+    Attributes:
+        normalize: Checks and normalizes one finding (None drops it).
+        tool_logs: Gathers each scanner's log entries from its state, or None.
+        config: The application config, for classes whose constructor takes it.
+        construct: Builds scanner classes instead of the construction rule, or None.
+        run_id: The run's identifier, on its events.
+        clock: The clock that times scanners and deadlines.
+        run_started: When the run started, on *clock*.
+        reporting: Which scanner events anyone wants (asked once per run: see `Reporting`).
+    """
+
+    normalize: Normalizer
+    tool_logs: LogCollector | None
+    config: Mapping[str, Any] | None
+    construct: Constructor | None
+    run_id: str
+    clock: Clock
+    run_started: float
+    reporting: Reporting = field(default_factory=Reporting.now)
 
 
 _MATERIALIZING = threading.Lock()
@@ -384,7 +387,9 @@ class ScanJob:
                     calls=calls,
                     timeline=self.recorder.timeline(),
                     started_at=self.started - self.options.run_started,
-                    timeout_seconds=error.limit if isinstance(error, ScanTimeout) else planned.timeout,
+                    timeout_seconds=error.limit
+                    if isinstance(error, ScanTimeout)
+                    else planned.timeout,
                 )
             )
         raw = returned.value if returned is not None else None
@@ -499,7 +504,11 @@ class ScanJob:
 
     def _report(self, result: ScanResult, *, timeout: float | None = None) -> ScanResult:
         report_finished(result, self.options, timeout)
-        if result.status is ScanStatus.OK and result.calls.troubled and self.options.reporting.degraded:
+        if (
+            result.status is ScanStatus.OK
+            and result.calls.troubled
+            and self.options.reporting.degraded
+        ):
             calls = result.calls
             _emit(
                 ScannerDegraded(
@@ -543,13 +552,13 @@ def report_finished(result: ScanResult, options: JobOptions, timeout: float | No
 
 
 def _normalized(raw: list[Any], scanner: str, normalize: Normalizer) -> list[dict[str, Any]]:
-    candidates = []
+    candidates: list[dict[str, Any]] = []
     append = candidates.append
     for item in raw:
         try:
             # Plain data in the report: a candidate may hold views of the state.
             candidate = normalize(to_plain(item), scanner)
-        except Exception:  # one bad candidate is dropped and counted on its own
+        except Exception:  # noqa: S112 - one bad candidate is dropped and counted on its own
             continue
         if candidate is not None:
             append(candidate)
@@ -568,7 +577,7 @@ def safe_description(error: BaseException) -> str:
     """``"Type: message"``; a placeholder when even describing it raises (a BaseException)."""
     try:
         return describe_error(error)
-    except BaseException:  # noqa: BLE001 - a __str__ raising SystemExit must not kill us
+    except BaseException:
         name = type(error).__name__
         return f"{name}: <unprintable {name}>"
 
@@ -577,13 +586,12 @@ def safe_traceback(error: BaseException) -> str | None:
     """The traceback text of *error* (no locals), or None when it cannot be formatted."""
     try:
         return format_traceback(error)
-    except BaseException:  # noqa: BLE001 - as in safe_description
+    except BaseException:
         return None
 
 
 def _await_here(awaitable: Awaitable[Any]) -> Any:
     """Run a coroutine returned by a sync callable to its end, on this (worker) thread."""
-
     import asyncio  # noqa: PLC0415 - only for this odd case; async support loads lazily
 
     async def wait() -> Any:
@@ -601,10 +609,9 @@ def _wants(event_type: type[Event]) -> bool:
 
 
 def _emit(event: Event) -> None:
-    try:
+    # On a worker nothing may escape, not even a hook's BaseException.
+    with contextlib.suppress(BaseException):
         emit(event)
-    except BaseException:  # noqa: BLE001, S110 - on a worker: nothing may escape, not even that
-        pass
 
 
 #: How often a waiter re-reads a clock that is not the system's (a test's fake clock).

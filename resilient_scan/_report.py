@@ -77,7 +77,7 @@ class ScanResult:
     started_at: float = field(default=0.0, compare=False)
     timeout_seconds: float | None = None
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 - positional, as the dataclass's own __init__ was
         self,
         name: str,
         status: ScanStatus,

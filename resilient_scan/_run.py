@@ -12,6 +12,7 @@ abandoned worker stops pulling scanners once its scanner returns, so no more tha
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import heapq
 import itertools
@@ -88,7 +89,9 @@ class ThreadRun:
             if planned.skip_reason is None:
                 self._pending.append(planned)
             else:
-                self._settle_here(planned, planned.unstarted(ScanStatus.SKIPPED, planned.skip_reason))
+                self._settle_here(
+                    planned, planned.unstarted(ScanStatus.SKIPPED, planned.skip_reason)
+                )
         self._expected = len(self._done) + len(self._pending)
         for _ in range(min(self.workers, len(self._pending))):
             if not self._start_worker():
@@ -105,6 +108,25 @@ class ThreadRun:
 
     def _wait(self, heap: list[tuple[float, int, _Slot]], order: itertools.count[int]) -> None:
         """Sleep until the earliest deadline, a scanner that must end sooner, or the end."""
+        wake = self._next_wake(heap, order)
+        if len(self._done) >= self._expected:
+            return
+        left = wake - self._clock.monotonic()
+        if left > 0:
+            if not is_system(self._clock):
+                left = min(left, FAKE_CLOCK_POLL)
+            with contextlib.suppress(queue.Empty):
+                self._wakeups.get(timeout=min(left, 3600.0))
+        self._wake_at = float("-inf")
+        # Several wake-ups may be queued: one look serves them all.
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._wakeups.get_nowait()
+
+    def _next_wake(
+        self, heap: list[tuple[float, int, _Slot]], order: itertools.count[int]
+    ) -> float:
+        """Note the scanners started since the last look; announce and return the next wake."""
         while True:
             while self._started:
                 slot = self._started.popleft()
@@ -116,23 +138,7 @@ class ThreadRun:
                 wake = self.deadline.at
             self._wake_at = wake
             if not self._started:  # a worker that starts a scanner now compares with wake
-                break
-        if len(self._done) >= self._expected:
-            return
-        left = wake - self._clock.monotonic()
-        if left > 0:
-            if not is_system(self._clock):
-                left = min(left, FAKE_CLOCK_POLL)
-            try:
-                self._wakeups.get(timeout=min(left, 3600.0))
-            except queue.Empty:
-                pass
-        self._wake_at = float("-inf")
-        while True:  # several wake-ups may be queued: one look serves them all
-            try:
-                self._wakeups.get_nowait()
-            except queue.Empty:
-                break
+                return wake
 
     def _expire(self, heap: list[tuple[float, int, _Slot]]) -> None:
         """Time out the scanners past their deadline (all of them at the run's)."""
@@ -144,7 +150,9 @@ class ThreadRun:
                     planned = self._pending.popleft()
                 except IndexError:  # a worker took the last one meanwhile
                     break
-                self._settle_here(planned, planned.unstarted(ScanStatus.CANCELLED, CANCELLED_REASON))
+                self._settle_here(
+                    planned, planned.unstarted(ScanStatus.CANCELLED, CANCELLED_REASON)
+                )
             running = [slot for _, _, slot in heap]
             while self._started:
                 running.append(self._started.popleft())

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias, TypeVar, overload, runtime_checkable
 
@@ -49,13 +49,18 @@ class ScannerInfo:
     def __post_init__(self) -> None:
         """Validate the fields."""
         if not isinstance(self.name, str) or not self.name.strip():
-            raise ConfigError(("scanner", "name"), f"must be a non-empty string, got {_show_value(self.name)}")
+            raise ConfigError(
+                ("scanner", "name"), f"must be a non-empty string, got {_show_value(self.name)}"
+            )
         if self.pipeline is not None and not isinstance(self.pipeline, str):
             raise ConfigError(
-                ("scanner", "pipeline"), f"must be a string or None, got {_show_value(self.pipeline)}"
+                ("scanner", "pipeline"),
+                f"must be a string or None, got {_show_value(self.pipeline)}",
             )
         if not isinstance(self.enabled, bool):
-            raise ConfigError(("scanner", "enabled"), f"must be true or false, got {_show_value(self.enabled)}")
+            raise ConfigError(
+                ("scanner", "enabled"), f"must be true or false, got {_show_value(self.enabled)}"
+            )
 
 
 @runtime_checkable
@@ -64,8 +69,10 @@ class ScannerObject(Protocol):
 
     name: str
 
-    def scan(self, state: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """Return the candidates found (a list of dicts)."""
+    def scan(
+        self, state: Mapping[str, Any]
+    ) -> list[dict[str, Any]] | Awaitable[list[dict[str, Any]]]:
+        """Return the candidates found (a list of dicts); ``async def scan`` works too."""
         ...
 
 
@@ -159,7 +166,8 @@ def scanner_info(item: object, methods: Sequence[str] = ("scan",)) -> ScannerInf
         name = getattr(item, "name", None)
         if not isinstance(name, str):
             raise ConfigError(
-                ("scanners",), f"scanner object {_show_value(item)} needs a string name, got {_show_value(name)}"
+                ("scanners",),
+                f"scanner object {_show_value(item)} needs a string name, got {_show_value(name)}",
             )
         return ScannerInfo(
             name=name,
@@ -211,34 +219,34 @@ class Construction:
     rest: bool = False
 
     @classmethod
-    def of(cls, target: type[Any], name: str, settings: Mapping[str, Any], *, has_config: bool) -> Construction:
-        """Read *target*'s constructor; raise `ConfigError` naming the class if it cannot be built."""
+    def of(
+        cls, target: type[Any], name: str, settings: Mapping[str, Any], *, has_config: bool
+    ) -> Construction:
+        """Read *target*'s constructor; `ConfigError` naming the class if it cannot be built."""
         where = ("scanners", name)
         label = f"scanner class {target.__qualname__}"
         try:
             parameters = list(inspect.signature(target).parameters.values())
         except (TypeError, ValueError):
             return cls()  # no signature to read (a builtin): built with no arguments
-        config = False
-        settings_name = None
-        keywords: list[str] = []
-        required: list[str] = []
-        rest = False
-        positional: list[inspect.Parameter] = []
-        for parameter in parameters:
-            kind = parameter.kind
-            if parameter.name == "settings" and kind is not inspect.Parameter.VAR_KEYWORD:
-                settings_name = parameter.name
-            elif kind is inspect.Parameter.KEYWORD_ONLY:
-                keywords.append(parameter.name)
-                if parameter.default is inspect.Parameter.empty:
-                    required.append(parameter.name)
-            elif kind is inspect.Parameter.VAR_KEYWORD:
-                rest = True
-            elif kind is inspect.Parameter.VAR_POSITIONAL:
-                continue
-            else:
-                positional.append(parameter)
+        kinds = inspect.Parameter
+        settings_name = next(
+            (
+                p.name
+                for p in parameters
+                if p.name == "settings" and p.kind is not kinds.VAR_KEYWORD
+            ),
+            None,
+        )
+        others = [p for p in parameters if p.name != settings_name]
+        keywords = tuple(p.name for p in others if p.kind is kinds.KEYWORD_ONLY)
+        required = tuple(
+            p.name for p in others if p.kind is kinds.KEYWORD_ONLY and p.default is kinds.empty
+        )
+        rest = any(p.kind is kinds.VAR_KEYWORD for p in others)
+        positional = [
+            p for p in others if p.kind in (kinds.POSITIONAL_ONLY, kinds.POSITIONAL_OR_KEYWORD)
+        ]
         if len(positional) > 1:
             names = ", ".join(p.name for p in positional)
             raise ConfigError(
@@ -248,17 +256,15 @@ class Construction:
                 " table to one named 'settings' and its keys to keyword-only parameters."
                 " Change the constructor, or pass construct= to the executor",
             )
-        if positional:
-            if not has_config:
-                raise ConfigError(
-                    where,
-                    f"{label} takes the whole application config (its parameter"
-                    f" {positional[0].name!r}), but this executor has none: build it with"
-                    " ScanExecutor.from_config(config), pass config=..., or name the parameter"
-                    " 'settings' to get the scanner's own table",
-                )
-            config = True
-        recipe = cls(config, settings_name, tuple(keywords), tuple(required), rest)
+        if positional and not has_config:
+            raise ConfigError(
+                where,
+                f"{label} takes the whole application config (its parameter"
+                f" {positional[0].name!r}), but this executor has none: build it with"
+                " ScanExecutor.from_config(config), pass config=..., or name the parameter"
+                " 'settings' to get the scanner's own table",
+            )
+        recipe = cls(bool(positional), settings_name, keywords, required, rest)
         recipe.check(target, name, settings)
         return recipe
 

@@ -26,7 +26,10 @@ from __future__ import annotations
 import copy
 from collections import deque
 from collections.abc import ItemsView, Iterable, Iterator, Mapping, ValuesView
-from typing import Any, SupportsIndex, overload
+from typing import TYPE_CHECKING, Any, SupportsIndex, overload
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 _COPY_ON_READ = (set, bytearray, deque)
 
@@ -83,7 +86,9 @@ class DictView(dict):  # type: ignore[type-arg]
 
     __slots__ = ("_seen",)
 
-    def __init__(self, base: Mapping[Any, Any] | Iterable[Any] = (), seen: Registry | None = None) -> None:
+    def __init__(
+        self, base: Mapping[Any, Any] | Iterable[Any] = (), seen: Registry | None = None
+    ) -> None:
         """Make a view of *base*, which is never changed through it."""
         super().__init__(base)
         self._seen: Registry = {} if seen is None else seen
@@ -147,7 +152,7 @@ class DictView(dict):  # type: ignore[type-arg]
             for key, value in pairs:
                 self[key] = value
 
-    def __ior__(self, other: Any) -> DictView:  # type: ignore[override,misc]
+    def __ior__(self, other: Any) -> Self:
         """``view |= other``: `update`."""
         self.update(other)
         return self
@@ -296,7 +301,7 @@ class ListView(list):  # type: ignore[type-arg]
             _own(value, self._seen)
         list.extend(self, values)
 
-    def __iadd__(self, values: Iterable[Any]) -> ListView:  # type: ignore[override,misc]
+    def __iadd__(self, values: Iterable[Any]) -> Self:  # type: ignore[misc]
         """``view += values``: `extend`."""
         self.extend(values)
         return self
@@ -330,7 +335,7 @@ class ListView(list):  # type: ignore[type-arg]
         self._edited = True
         list.reverse(self)
 
-    def __imul__(self, times: SupportsIndex) -> ListView:  # type: ignore[override,misc]
+    def __imul__(self, times: SupportsIndex) -> Self:
         """``view *= times``, in this view only."""
         self._edited = True
         list.__setitem__(self, slice(None), list(self) * times)
@@ -342,7 +347,7 @@ class ListView(list):  # type: ignore[type-arg]
 
     __copy__ = copy
 
-    def __add__(self, other: Any) -> list[Any]:  # type: ignore[override]
+    def __add__(self, other: Any) -> list[Any]:
         """Return a plain list: these items, then *other*'s (as ``list + list`` does)."""
         if isinstance(other, list):
             return [*self, *other]
@@ -464,7 +469,8 @@ def added_items(view: DictView, key: Any, mark: ListMark | None) -> list[Any]:
     if now is before:
         return []  # never reached through the view: the caller's list, unchanged
     items = list.copy(now)
-    if type(now) is ListView and view._seen.get(id(before)) is now and not now._edited:  # noqa: SLF001
+    appended_only = isinstance(now, ListView) and not now._edited  # noqa: SLF001
+    if appended_only and view._seen.get(id(before)) is now:  # noqa: SLF001 - its own view
         return items[length:]
     seen = view._seen  # noqa: SLF001 - the views' own registry
     origin = {id(item) for item in list.copy(before)}

@@ -105,7 +105,7 @@ def normalize_candidate(candidate: object, scanner: str) -> dict[str, Any] | Non
     return normalized
 
 
-def validate_candidate(candidate: object, scanner: str) -> dict[str, Any] | None:
+def validate_candidate(candidate: object, scanner: str) -> dict[str, Any] | None:  # noqa: ARG001 - the normalize hook's signature
     """The seed system's stricter check: return a copy of a valid *candidate*, else None.
 
     Valid: a dict whose ``ticker`` matches ``^[A-Z]{1,5}$`` and whose ``source``,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -187,7 +188,9 @@ def test_sequential_mode_runs_sync_and_async_scanners_one_at_a_time():
 
 
 def test_sequential_mode_times_out_an_async_scanner_too():
-    report = rs.ScanExecutor(concurrent=False, timeout_seconds=0.05).run([Hung(), finding("b", "B")])
+    report = rs.ScanExecutor(concurrent=False, timeout_seconds=0.05).run(
+        [Hung(), finding("b", "B")]
+    )
 
     assert [r.status for r in report.results] == ["timeout", "ok"]
 
@@ -209,10 +212,8 @@ def test_cancelling_the_awaiting_task_cancels_the_scanners_and_propagates():
 
 def test_a_scanner_that_ignores_its_cancellation_is_still_a_timeout(events: CapturedEvents):
     async def stubborn(state: Mapping[str, Any]) -> Found:
-        try:
+        with contextlib.suppress(asyncio.CancelledError):  # swallows it, returns after all
             await asyncio.sleep(3600)
-        except asyncio.CancelledError:
-            pass  # swallows it, and returns a result after all
         return [{"ticker": "LATE"}]
 
     report = rs.ScanExecutor(timeout_seconds=0.05).run([stubborn])

@@ -384,8 +384,16 @@ def test_the_config_is_kept_for_scanner_classes():
 @pytest.mark.parametrize(
     ("change", "path", "hint"),
     [
-        (lambda d: d.update(scanner_executon={"max_workers": 2}), "discovery.scanner_executon", "scanner_execution"),
-        (lambda d: d.update(pipeline={"momentum": {"enabled": False}}), "discovery.pipeline", "pipelines"),
+        (
+            lambda d: d.update(scanner_executon={"max_workers": 2}),
+            "discovery.scanner_executon",
+            "scanner_execution",
+        ),
+        (
+            lambda d: d.update(pipeline={"momentum": {"enabled": False}}),
+            "discovery.pipeline",
+            "pipelines",
+        ),
         (lambda d: d.update(scanner={"x": {}}), "discovery.scanner", "scanners"),
         (
             lambda d: d["pipelines"]["momentum"].update(enable=False),

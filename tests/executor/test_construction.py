@@ -116,7 +116,9 @@ def test_keyword_only_parameters_are_filled_from_the_table():
     class Keywords:
         name = "insider"
 
-        def __init__(self, *, limit: int, min_value: float = 25_000.0, verbose: bool = False) -> None:
+        def __init__(
+            self, *, limit: int, min_value: float = 25_000.0, verbose: bool = False
+        ) -> None:
             self.settings = (limit, min_value, verbose)
 
         def scan(self, state: Mapping[str, Any]) -> Found:

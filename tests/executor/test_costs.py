@@ -23,7 +23,9 @@ def test_merging_many_scanners_on_the_same_tickers_is_linear():
     # 5,000 scanners x 20 candidates on the same 20 tickers took 19 s when merging was
     # quadratic in repeated tickers; linear, it is a fraction of a second.
     results = [
-        Named(f"s{i}", [{"ticker": f"T{t}", "priority": "low", "context": f"c{i}"} for t in range(20)])
+        Named(
+            f"s{i}", [{"ticker": f"T{t}", "priority": "low", "context": f"c{i}"} for t in range(20)]
+        )
         for i in range(5000)
     ]
 

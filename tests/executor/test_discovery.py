@@ -327,7 +327,12 @@ def test_merged_candidates_are_identical_over_concurrent_runs_and_sequential():
     assert len(orders) > 1, "the random latencies never changed the finishing order"
 
     by_ticker = {c["ticker"]: c for c in expected}
-    assert by_ticker["AAPL"]["all_sources"] == ["market_movers", "insider_buying", "social", "earnings"]
+    assert by_ticker["AAPL"]["all_sources"] == [
+        "market_movers",
+        "insider_buying",
+        "social",
+        "earnings",
+    ]
     assert by_ticker["AAPL"]["source"] == "insider_buying"
     assert by_ticker["AAPL"]["amount"] == 1
     assert by_ticker["TSLA"]["source"] == "news"

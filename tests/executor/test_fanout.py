@@ -53,7 +53,11 @@ def test_inside_a_scanner_the_deadline_log_context_and_stats_carry_over():
         return rs.fan_out(quote, ["AAPL", "MSFT", "BAD"], max_workers=3)
 
     with rs.testing.no_waits(), capture_with_contextvars() as logs:
-        result = rs.ScanExecutor(timeout_seconds=5).run([rs.scanner(name="fan", pipeline="p")(quotes)]).result("fan")
+        result = (
+            rs.ScanExecutor(timeout_seconds=5)
+            .run([rs.scanner(name="fan", pipeline="p")(quotes)])
+            .result("fan")
+        )
 
     assert result.status == "ok"
     assert [c["ticker"] for c in result.candidates] == ["AAPL", "MSFT", "BAD"]

@@ -20,7 +20,7 @@ from tests.executor.support import Found, hanging, returning
 # -- 7.4: an exception that cannot be printed -------------------------------------------------
 
 
-class Nasty(Exception):
+class Nasty(Exception):  # noqa: N818 - named for what it is
     """Its __str__ and __repr__ raise SystemExit: a BaseException, not an Exception."""
 
     def __str__(self) -> str:
@@ -30,7 +30,7 @@ class Nasty(Exception):
         raise SystemExit("no repr")
 
 
-class Unprintable(Exception):
+class Unprintable(Exception):  # noqa: N818 - named for what it is
     def __str__(self) -> str:
         raise RuntimeError("no str either")
 
@@ -120,15 +120,17 @@ def test_durations_beyond_timeout_max_are_config_errors(settings: dict[str, Any]
 
 @pytest.mark.parametrize("hook", ["merge", "normalize", "construct"])
 def test_a_hook_that_is_not_callable_is_a_config_error(hook: str):
+    arguments: dict[str, Any] = {hook: 42}
     with pytest.raises(rs.ConfigError) as caught:
-        rs.ScanExecutor(**{hook: 42})
+        rs.ScanExecutor(**arguments)
     assert caught.value.path == (hook,)
 
 
 @pytest.mark.parametrize("hook", ["merge", "normalize"])
 def test_none_for_merge_or_normalize_is_a_config_error(hook: str):
+    arguments: dict[str, Any] = {hook: None}
     with pytest.raises(rs.ConfigError, match="callable") as caught:
-        rs.ScanExecutor(**{hook: None})
+        rs.ScanExecutor(**arguments)
     assert caught.value.path == (hook,)
 
 

@@ -31,7 +31,7 @@ def test_a_planned_scanner_and_its_options_pickle():
         run_started=executor.clock.monotonic(),
     )
 
-    planned2, options2 = pickle.loads(pickle.dumps((planned, options)))
+    planned2, options2 = pickle.loads(pickle.dumps((planned, options)))  # noqa: S301 - ours
 
     result = run_scanner(planned2, {"tool_logs": []}, options2)
     assert result.status == "ok"
@@ -48,7 +48,13 @@ def test_run_scanner_times_out_and_abandons_the_thread(release: threading.Event)
     executor = rs.ScanExecutor(timeout_seconds=0.05)
     (planned,) = executor.plan([hangs])
     options = JobOptions(
-        rs.normalize_candidate, None, None, None, "r2", executor.clock, executor.clock.monotonic(),
+        rs.normalize_candidate,
+        None,
+        None,
+        None,
+        "r2",
+        executor.clock,
+        executor.clock.monotonic(),
         Reporting.now(),
     )
 

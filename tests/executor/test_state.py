@@ -804,7 +804,7 @@ def test_views_pass_isinstance_checks_for_dict_and_list():
     [
         pytest.param(lambda v: json.dumps(v, sort_keys=True), id="json"),
         pytest.param(lambda v: json.dumps(v, indent=2), id="json-indent"),
-        pytest.param(lambda v: repr(pickle.loads(pickle.dumps(v))), id="pickle"),
+        pytest.param(lambda v: repr(pickle.loads(pickle.dumps(v))), id="pickle"),  # noqa: S301
         pytest.param(lambda v: repr(copy.deepcopy(v)), id="deepcopy"),
         pytest.param(repr, id="repr"),
     ],
@@ -832,10 +832,16 @@ def test_copies_of_views_are_plain_and_independent():
 
     def look(s: Any) -> Any:
         deep = copy.deepcopy(s)
-        loaded = pickle.loads(pickle.dumps(s))
+        loaded = pickle.loads(pickle.dumps(s))  # noqa: S301 - our own bytes
         deep["meta"]["tickers"].append("X")
         loaded["rows"][0]["close"] = 0.0
-        return type(deep), type(deep["meta"]), type(loaded["rows"]), s["meta"]["tickers"], s["rows"][0]
+        return (
+            type(deep),
+            type(deep["meta"]),
+            type(loaded["rows"]),
+            s["meta"]["tickers"],
+            s["rows"][0],
+        )
 
     kinds = seen_by_a_scanner(state, look)
 
@@ -849,7 +855,11 @@ def test_pandas_reads_views_as_it_reads_the_original():
 
     frames = seen_by_a_scanner(
         state,
-        lambda s: (pandas.DataFrame(s["rows"]), pandas.DataFrame(s["prices"]), pandas.Series(s["meta"]["tickers"])),
+        lambda s: (
+            pandas.DataFrame(s["rows"]),
+            pandas.DataFrame(s["prices"]),
+            pandas.Series(s["meta"]["tickers"]),
+        ),
     )
 
     assert frames[0].equals(pandas.DataFrame(state["rows"]))
@@ -879,8 +889,8 @@ def test_plain_copies_made_inside_a_scanner_cannot_reach_the_callers_state():
     def look(s: Any) -> None:
         dict(s)["meta"]["tickers"].append("X")  # dict(view): children are still views
         {**s}["prices"]["NVDA"].append(0.0)
-        list(s["rows"])[0]["close"] = 0.0
-        (s["rows"] + [])[1]["close"] = 0.0  # noqa: RUF005 - the operation scanners use
+        list(s["rows"])[0]["close"] = 0.0  # noqa: RUF015 - a plain copy of the list
+        (s["rows"] + [])[1]["close"] = 0.0
         s.copy()["meta"]["limits"]["max"] = 99
 
     seen_by_a_scanner(state, look)

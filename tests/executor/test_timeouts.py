@@ -66,7 +66,9 @@ def test_the_timeout_counts_from_each_scanners_start_not_from_the_queue(
     # One worker, four scanners of 25 s under a 30 s limit: the last ones wait in the queue
     # for 75 s, which must not count against them.
     scanners = [taking(f"q{i}", clock, 25.0) for i in range(4)]
-    executor = rs.ScanExecutor(concurrent=concurrent, max_workers=1, timeout_seconds=30.0, clock=clock)
+    executor = rs.ScanExecutor(
+        concurrent=concurrent, max_workers=1, timeout_seconds=30.0, clock=clock
+    )
 
     report = executor.run(scanners)
 
@@ -284,7 +286,9 @@ def test_scan_timeout_raised_by_the_scanner_itself_is_its_timeout(release: threa
 def test_an_injected_pool_runs_the_scanners():
     pool = rs.DaemonPool(max_threads=4)
 
-    report = rs.ScanExecutor(max_workers=3, pool=pool).run([sleeping(f"s{i}", 0.0) for i in range(6)])
+    report = rs.ScanExecutor(max_workers=3, pool=pool).run(
+        [sleeping(f"s{i}", 0.0) for i in range(6)]
+    )
 
     assert report.counts["ok"] == 6
     assert 1 <= pool.threads <= 3
