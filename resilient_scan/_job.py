@@ -49,7 +49,7 @@ from ._events import (
 from ._instrument import dispatch, emit, wanted
 from ._report import FAILED, NO_CALLS, Normalizer, ScanResult, ScanStatus
 from ._scanner import Construction, Constructor
-from ._state import DictView, state_view, to_plain
+from ._state import DictView, release_views, state_view, to_plain
 from ._stats import CallStats, ScanRecorder, TimelineEntry
 from ._text import describe_error, error_type, format_traceback
 
@@ -260,6 +260,7 @@ class ScanJob:
 
     __slots__ = (
         "collected",
+        "logs",
         "deadline",
         "options",
         "planned",
@@ -287,6 +288,7 @@ class ScanJob:
         self.recorder = LazyRecorder(planned.name, planned.pipeline, run_id=options.run_id)
         self.view: DictView | None = None
         self.collected: Any = None
+        self.logs: list[Any] | None = None  # its tool logs, once gathered
         self.returned_at: float | None = None
         self.raw_count = 0
 
@@ -296,9 +298,8 @@ class ScanJob:
         """Set up the scanner's context and return what to call with its state view."""
         planned = self.planned
         CURRENT_SCAN.set(self.recorder)
-        structlog = sys.modules.get("structlog")
-        if structlog is not None:  # the application logs with structlog: bind the scanner
-            structlog.contextvars.bind_contextvars(scanner=planned.name, pipeline=planned.pipeline)
+        if "structlog" in sys.modules:  # the application logs with structlog: bind the scanner
+            bind_scanner(planned.name, planned.pipeline)
         view = self.view = state_view(self.state)
         collector = self.options.tool_logs
         if collector is not None:
@@ -353,10 +354,24 @@ class ScanJob:
         except BaseException as broken:  # a bug here must not lose the scanner's slot
             return self._crashed(broken)
         finally:
-            self._release()
+            self._release(done=True)
 
-    def _release(self) -> None:
+    def detach(self) -> None:
+        """Gather the tool logs of a scanner that returned, and let its state view go.
+
+        Called right after its outcome was taken, where it ran: the view need not live on
+        until the result is built (a run may hand many results over at once).
+        """
+        self.logs = self._tool_logs(running=False)
+        self._release(done=True)
+
+    def _release(self, *, done: bool) -> None:
         # The run keeps its jobs until it ends: their views of the state need not live on.
+        # Views refer to each other through their registry; once the scanner is done with
+        # them, clearing it lets them go at once rather than at the next cyclic collection
+        # (which would otherwise find every finished scanner's copies still young).
+        if done and self.view is not None:
+            release_views(self.view)
         self.view = self.collected = None
 
     def _finish(self, returned: Returned | None, error: BaseException | None) -> ScanResult:
@@ -370,7 +385,7 @@ class ScanJob:
             self.late(error)
             return self.timed_out(running=False, duration=returned_at - self.started)
         duration = returned_at - self.started
-        tool_logs = self._tool_logs(running=False)
+        tool_logs = self.logs if self.logs is not None else self._tool_logs(running=False)
         calls = self.recorder.snapshot()
         if error is not None:
             return self._report(
@@ -452,7 +467,9 @@ class ScanJob:
                     duration=duration,
                     pipeline=planned.pipeline,
                     error_type="ScanTimeout",
-                    tool_logs=self._tool_logs(running=running),
+                    tool_logs=self.logs
+                    if self.logs is not None
+                    else self._tool_logs(running=running),
                     calls=self.recorder.snapshot(),
                     timeline=self.recorder.timeline(),
                     abandoned=running,
@@ -464,7 +481,7 @@ class ScanJob:
         except BaseException as broken:
             return self._crashed(broken)
         finally:
-            self._release()
+            self._release(done=not running)
 
     def late(self, error: BaseException | None) -> None:
         """Report that a scanner already given up on returned after all: its result is dropped."""
@@ -549,6 +566,28 @@ def report_finished(result: ScanResult, options: JobOptions, timeout: float | No
             exception=result.exception,
         )
     )
+
+
+#: structlog's context variables for ``scanner`` and ``pipeline``, once known.
+_BOUND: list[contextvars.ContextVar[Any]] = []
+
+
+def bind_scanner(scanner: str, pipeline: str | None) -> None:
+    """Bind ``scanner`` and ``pipeline`` with `structlog.contextvars` in this context.
+
+    The first time through `structlog.contextvars.bind_contextvars`; then straight through
+    the variables it returned tokens for (structlog keeps one per key for good), which saves
+    most of its cost on every scanner of a big run.
+    """
+    if _BOUND:
+        scanner_var, pipeline_var = _BOUND
+        scanner_var.set(scanner)
+        pipeline_var.set(pipeline)
+        return
+    import structlog  # noqa: PLC0415 - imported already: checked by the caller
+
+    tokens = structlog.contextvars.bind_contextvars(scanner=scanner, pipeline=pipeline)
+    _BOUND[:] = [tokens["scanner"].var, tokens["pipeline"].var]
 
 
 def _normalized(raw: list[Any], scanner: str, normalize: Normalizer) -> list[dict[str, Any]]:

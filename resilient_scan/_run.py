@@ -2,12 +2,18 @@
 
 Workers pull the next scanner themselves, as a thread pool's workers do, so the caller's
 thread is never a hop between one scanner and the next, and they share no lock: the queue
-is a deque, each scanner's outcome is decided by its `_engine.Call` (worker and waiter race
-for one claim), and results land in their own slots. The caller's thread keeps time: it
-learns when scanners start, wakes at the earliest deadline, abandons a scanner that passed
-it (the engine counts the abandoned call) and starts a fresh worker in its place. An
-abandoned worker stops pulling scanners once its scanner returns, so no more than
-``workers`` scanners that the run still waits for run at once.
+is a deque, and each scanner's outcome is decided by its `_engine.Call` (worker and waiter
+race for one claim). A worker that took its scanner's outcome hands it to the caller's
+thread and pulls the next scanner at once.
+
+The caller's thread finishes what workers hand over (checks and normalizes candidates,
+gathers tool logs, reports the result), in the scanner's own context: one thread doing the
+library's work, as the plain pattern's collecting loop does, rather than every worker
+contending for the GIL. It also keeps time: it learns when scanners start, wakes at the
+earliest deadline, abandons a scanner that passed it (the engine counts the abandoned call)
+and starts a fresh worker in its place. An abandoned worker stops pulling scanners once its
+scanner returns, so no more than ``workers`` scanners that the run still waits for run at
+once.
 """
 
 from __future__ import annotations
@@ -36,11 +42,12 @@ NO_THREAD_REASON = "no thread to run it on"
 class _Slot:
     """A started scanner: its job and the call whose claim decides who takes its outcome."""
 
-    __slots__ = ("call", "job", "settled")
+    __slots__ = ("call", "context", "job", "settled")
 
-    def __init__(self, job: ScanJob, call: Call[Returned]) -> None:
+    def __init__(self, job: ScanJob, call: Call[Returned], context: contextvars.Context) -> None:
         self.job = job
         self.call = call
+        self.context = context  # the scanner's own: it is finished in it
         self.settled = False  # its worker took the outcome (read by the caller, lazily)
 
 
@@ -76,7 +83,9 @@ class ThreadRun:
         self._expected = 0
         self._stopped = False
         self._wake_at = float("-inf")  # the caller's next wake, on the clock (-inf: awake)
-        self._wakeups: queue.SimpleQueue[None] = queue.SimpleQueue()
+        # To the caller: a slot whose outcome a worker took, or None (a scanner started that
+        # must end before the caller next wakes, or a worker is gone).
+        self._handed: queue.SimpleQueue[_Slot | None] = queue.SimpleQueue()
         self._workers_lock = threading.Lock()  # guards _live only (rare: start, abandon, exit)
         self._live = 0  # workers of this run that still pull scanners
         self.abandoned = 0
@@ -107,21 +116,34 @@ class ThreadRun:
         return [result for result in self.results if result is not None]
 
     def _wait(self, heap: list[tuple[float, int, _Slot]], order: itertools.count[int]) -> None:
-        """Sleep until the earliest deadline, a scanner that must end sooner, or the end."""
+        """Finish what workers handed over; else sleep until that or the earliest deadline."""
         wake = self._next_wake(heap, order)
         if len(self._done) >= self._expected:
             return
         left = wake - self._clock.monotonic()
+        handed: _Slot | None = None
         if left > 0:
             if not is_system(self._clock):
                 left = min(left, FAKE_CLOCK_POLL)
             with contextlib.suppress(queue.Empty):
-                self._wakeups.get(timeout=min(left, 3600.0))
+                handed = self._handed.get(timeout=min(left, 3600.0))
         self._wake_at = float("-inf")
-        # Several wake-ups may be queued: one look serves them all.
+        # Several may be queued: finish them all before looking at the clock again.
         with contextlib.suppress(queue.Empty):
             while True:
-                self._wakeups.get_nowait()
+                if handed is not None:
+                    self._finish(handed)
+                handed = self._handed.get_nowait()
+
+    def _finish(self, slot: _Slot) -> None:
+        """Finish a scanner whose worker took its outcome, in the scanner's context."""
+        call = slot.call
+        error, call.error = call.error, None
+        result = slot.context.run(slot.job.finish, call.result, error)
+        call.result = None
+        index = slot.job.planned.index
+        self.results[index] = result
+        self._done.append(index)
 
     def _next_wake(
         self, heap: list[tuple[float, int, _Slot]], order: itertools.count[int]
@@ -235,11 +257,11 @@ class ThreadRun:
         deadline = Deadline(started + planned.timeout, clock).earliest(self.deadline)
         job = ScanJob(planned, self.state, self.options, started, deadline)
         call: Call[Returned] = Call(planned.name)
-        slot = _Slot(job, call)
+        context = self._context.copy()
+        slot = _Slot(job, call, context)
         self._started.append(slot)
         if deadline.at < self._wake_at:
-            self._wakeups.put(None)  # it must end before the caller next looks
-        context = self._context.copy()
+            self._handed.put(None)  # it must end before the caller next looks
         call.run(context, job.invoke, (), {}, deadline)
         if call.result is None and call.error is None:
             # Abandoned: the caller reported it as a timeout and started a worker in our
@@ -247,10 +269,6 @@ class ThreadRun:
             context.run(job.late, None)
             return False
         slot.settled = True
-        error, call.error = call.error, None
-        result = context.run(job.finish, call.result, error)
-        self.results[planned.index] = result
-        self._done.append(planned.index)
-        if len(self._done) >= self._expected:
-            self._wakeups.put(None)
+        job.detach()
+        self._handed.put(slot)
         return True

@@ -219,14 +219,12 @@ class ListView(list):  # type: ignore[type-arg]
     view only. Pickling, `copy.deepcopy` and `to_plain` give plain lists.
     """
 
-    __slots__ = ("_edited", "_seen")
+    __slots__ = ("_seen",)
 
     def __init__(self, base: Iterable[Any] = (), seen: Registry | None = None) -> None:
         """Make a view of *base*, which is never changed through it."""
         super().__init__(base)
         self._seen: Registry = {} if seen is None else seen
-        # Whether anything but appending changed it: `added_items` then compares identities.
-        self._edited = False
 
     def _wrap_at(self, index: int, value: Any) -> Any:
         if type(value) in _ATOMS or not isinstance(value, _CONTAINERS):
@@ -275,13 +273,7 @@ class ListView(list):  # type: ignore[type-arg]
                 _own(item, self._seen)
         else:
             _own(value, self._seen)
-        self._edited = True
         list.__setitem__(self, index, value)
-
-    def __delitem__(self, index: SupportsIndex | slice) -> None:
-        """Delete an item or slice in this view only."""
-        self._edited = True
-        list.__delitem__(self, index)
 
     def append(self, value: Any) -> None:
         """Append *value*, in this view only."""
@@ -291,7 +283,6 @@ class ListView(list):  # type: ignore[type-arg]
     def insert(self, index: SupportsIndex, value: Any) -> None:
         """Insert *value* before *index*, in this view only."""
         _own(value, self._seen)
-        self._edited = True
         list.insert(self, index, value)
 
     def extend(self, values: Iterable[Any]) -> None:
@@ -309,37 +300,14 @@ class ListView(list):  # type: ignore[type-arg]
     def pop(self, index: SupportsIndex = -1) -> Any:
         """Remove and return an item (a nested dict or list as a view)."""
         value = self[index]
-        self._edited = True
         list.__delitem__(self, index)
         return value
 
-    def remove(self, value: Any) -> None:
-        """Remove the first item equal to *value*, in this view only."""
-        self._edited = True
-        list.remove(self, value)
-
-    def clear(self) -> None:
-        """Remove every item, in this view only."""
-        self._edited = True
-        list.clear(self)
-
     def sort(self, *, key: Any = None, reverse: bool = False) -> None:
         """Sort in place, in this view only (nested dicts and lists compared as views)."""
-        self._edited = True
         items = list(self)  # the sort key sees views, never the caller's objects
         items.sort(key=key, reverse=reverse)
         list.__setitem__(self, slice(None), items)
-
-    def reverse(self) -> None:
-        """Reverse in place, in this view only."""
-        self._edited = True
-        list.reverse(self)
-
-    def __imul__(self, times: SupportsIndex) -> Self:
-        """``view *= times``, in this view only."""
-        self._edited = True
-        list.__setitem__(self, slice(None), list(self) * times)
-        return self
 
     def copy(self) -> list[Any]:
         """Return a shallow plain-list copy, as `list.copy` does."""
@@ -392,6 +360,16 @@ def state_view(state: Mapping[str, Any]) -> DictView:
     return DictView(state)
 
 
+def release_views(view: DictView) -> None:
+    """Forget the views a scanner made, once it is done with them.
+
+    They refer to each other through their shared registry (a cycle); clearing it lets
+    reference counting free them at once. Views still held keep working: a container read
+    through them again becomes a new view.
+    """
+    view._seen.clear()  # noqa: SLF001 - the views' own registry
+
+
 def to_plain(value: Any) -> Any:
     """Return *value* with every state view inside turned into a plain dict or list.
 
@@ -441,41 +419,6 @@ def _plain_container(value: Any, memo: dict[int, Any]) -> Any:
     for index, new in changed.items():
         rebuilt[index] = new
     return rebuilt if type(value) is list else tuple(rebuilt)
-
-
-#: Where a list in a scanner's state stood before the scanner ran: (the list, its length).
-ListMark = tuple[list[Any], int]
-
-
-def list_mark(view: DictView, key: Any) -> ListMark | None:
-    """Mark the list at ``view[key]`` before a scanner runs (None: no list there)."""
-    value = dict.get(view, key)
-    return (value, len(value)) if isinstance(value, list) else None
-
-
-def added_items(view: DictView, key: Any, mark: ListMark | None) -> list[Any]:
-    """The items a scanner added to the list at ``view[key]`` since *mark*, in order.
-
-    Costs what the scanner added, not what the list held before, when the scanner only
-    appended (the usual case, e.g. a tool log); else items are told apart by identity. Safe
-    to call while the scanner still runs: it reads a snapshot of the list.
-    """
-    now = dict.get(view, key)
-    if not isinstance(now, list):
-        return []
-    if mark is None:
-        return list.copy(now)
-    before, length = mark
-    if now is before:
-        return []  # never reached through the view: the caller's list, unchanged
-    items = list.copy(now)
-    appended_only = isinstance(now, ListView) and not now._edited  # noqa: SLF001
-    if appended_only and view._seen.get(id(before)) is now:  # noqa: SLF001 - its own view
-        return items[length:]
-    seen = view._seen  # noqa: SLF001 - the views' own registry
-    origin = {id(item) for item in list.copy(before)}
-    origin.update(id(seen[known]) for known in list(origin) if known in seen)
-    return [item for item in items if id(item) not in origin]
 
 
 # Values that cannot hold a view: to_plain returns them at once.

@@ -26,7 +26,7 @@ from typing import Any, Final, Protocol
 
 from . import _settings
 from ._errors import ConfigError, KeyPart
-from ._state import DictView, ListMark, added_items, list_mark, to_plain
+from ._state import DictView, to_plain
 
 __all__ = [
     "DISCOVERY_KEYS",
@@ -172,11 +172,17 @@ def merge_candidates(results: Iterable[Found]) -> list[dict[str, Any]]:
 class ToolLogs:
     """The tool-log hook: what each scanner appends to ``state[key]`` (a list).
 
-    Each scanner appends to its own copy of the list (its state view), so entries are never
-    mixed up between scanners. Its result's ``tool_logs`` are the entries it added, and the
-    report's ``tool_logs`` are every scanner's, in scanner order, each once. A scanner marked
-    ``"timeout"`` while still running keeps the entries it had added by then, copied at that
-    moment; what it adds afterwards is dropped (see `ScanResult.tool_logs`).
+    When the state holds a list under *key*, each scanner's state view holds a list of its
+    own there instead, which starts empty: tool logs are written, not read, and a copy of
+    the entries already there would cost every scanner in proportion to them. (A state
+    without the key is left alone: a scanner that puts a list there, as the seed's
+    ``state.get("tool_logs", [])`` pattern does, has its entries gathered the same way.)
+
+    Its result's ``tool_logs`` are the entries of that list when it returned, and the
+    report's ``tool_logs`` are every scanner's, in scanner order, each once. The caller's
+    list is never changed. A scanner marked ``"timeout"`` while still running keeps the
+    entries it had appended by then, copied at that moment; what it appends afterwards is
+    dropped (see `ScanResult.tool_logs`).
 
     Attributes:
         key: The state key of the list (``"tool_logs"``).
@@ -184,17 +190,21 @@ class ToolLogs:
 
     key: str = "tool_logs"
 
-    def start(self, view: DictView) -> ListMark | None:
-        """Mark the list before the scanner runs."""
-        return list_mark(view, self.key)
+    def start(self, view: DictView) -> None:
+        """Give the scanner a tool log of its own, if the state has one."""
+        if isinstance(dict.get(view, self.key), list):
+            view[self.key] = []
 
-    def collect(self, view: DictView, started: ListMark | None, *, running: bool) -> list[Any]:
-        """The entries the scanner added, as plain data.
+    def collect(self, view: DictView, started: object, *, running: bool) -> list[Any]:
+        """The entries of the scanner's tool log, as plain data.
 
         *running*: the scanner's thread may still change them, so each entry is copied,
         and one that cannot be read or copied is left out rather than break the run.
         """
-        entries = added_items(view, self.key, started)
+        logs = dict.get(view, self.key)
+        if not isinstance(logs, list):
+            return []
+        entries = list.copy(logs)  # one step, however the scanner's thread goes on
         if not running:
             return [to_plain(entry) for entry in entries]
         kept = []

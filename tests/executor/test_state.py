@@ -107,6 +107,7 @@ def test_no_scanner_sees_another_scanners_changes(concurrent: bool):
     for index in range(count):
         name = f"writer{index}"
         expected = make_state()
+        expected["tool_logs"] = []  # each scanner's tool log is its own, and starts empty
         assert seen[name]["before"] == expected, name
         expected["flag"] = index
         expected["config"]["limits"]["max"] = index
@@ -667,23 +668,25 @@ def test_views_support_merging_and_ordering_like_dicts_and_lists():
     assert sorted([ListView([2]), ListView([1])]) == [[1], [2]]
 
 
-def test_entries_already_in_tool_logs_are_private_to_each_scanner():
+def test_each_scanner_writes_a_tool_log_of_its_own_that_starts_empty():
     state: dict[str, Any] = {"tool_logs": [{"tool": "seed", "n": 0}]}
+    seen: dict[str, list[Any]] = {}
 
-    def editor(state: Any) -> Found:
-        state["tool_logs"][0]["n"] = 99
-        state["tool_logs"].append({"tool": "editor"})
+    def writer(state: Any) -> Found:
+        state["tool_logs"].append({"tool": "writer"})
+        seen["writer"] = list(state["tool_logs"])
         return []
 
     def reader(state: Any) -> Found:
         time.sleep(0.02)
-        return [{"ticker": "N", "context": str(state["tool_logs"][0]["n"])}]
+        seen["reader"] = list(state["tool_logs"])
+        return []
 
-    report = rs.ScanExecutor().run([editor, reader], state)
+    report = rs.ScanExecutor().run([writer, reader], state)
 
+    assert seen == {"writer": [{"tool": "writer"}], "reader": []}
     assert state == {"tool_logs": [{"tool": "seed", "n": 0}]}
-    assert report.result("reader").candidates[0]["context"] == "0"
-    assert report.tool_logs == [{"tool": "editor"}]
+    assert report.tool_logs == [{"tool": "writer"}]
 
 
 def test_a_defaultdict_state_gains_no_keys_from_lookups():
@@ -774,7 +777,6 @@ def seed_state() -> dict[str, Any]:
         "meta": {"tickers": ["NVDA", "AMD"], "as_of": "2025-06-13", "limits": {"max": 5}},
         "rows": [{"ticker": "NVDA", "close": 131.2}, {"ticker": "AMD", "close": 161.0}],
         "prices": {"NVDA": [120.0, 125.5, 131.2], "AMD": [150.0, 155.0, 161.0]},
-        "tool_logs": [{"tool": "seed"}],
     }
 
 
