@@ -260,8 +260,8 @@ class ScanJob:
 
     __slots__ = (
         "collected",
-        "logs",
         "deadline",
+        "logs",
         "options",
         "planned",
         "raw_count",
@@ -546,6 +546,8 @@ def report_finished(result: ScanResult, options: JobOptions, timeout: float | No
     """Emit ``scanner.finished`` for *result*, if anyone wants it."""
     if not options.reporting.finished(result):
         return
+    if timeout is None and result.status is ScanStatus.TIMEOUT:
+        timeout = result.timeout_seconds  # the limit that fired (its own attempt timeout)
     run_id = options.run_id
     _emit(
         ScannerFinished(

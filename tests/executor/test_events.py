@@ -258,3 +258,18 @@ def test_scanner_started_is_a_debug_event_with_its_scanner(events: CapturedEvent
 
     (started,) = events.of(ScannerStarted)
     assert (started.scanner, started.pipeline, started.severity) == ("a", "p", logging.DEBUG)
+
+
+def test_a_timeout_reports_the_limit_that_fired(release: threading.Event, events: CapturedEvents):
+    @rs.timeout(0.02)
+    def fetch() -> None:
+        release.wait()
+
+    def own_limit(state: Mapping[str, Any]) -> Found:
+        fetch()
+        return []
+
+    rs.ScanExecutor(timeout_seconds=30.0).run([own_limit])
+
+    (finished,) = events.of(ScannerFinished)
+    assert (finished.status, finished.timeout_seconds) == ("timeout", 0.02)
