@@ -195,7 +195,7 @@ class ToolLogs:
         if isinstance(dict.get(view, self.key), list):
             view[self.key] = []
 
-    def collect(self, view: DictView, started: object, *, running: bool) -> list[Any]:
+    def collect(self, view: DictView, started: object, *, running: bool) -> list[Any]:  # noqa: ARG002 - the hook protocol
         """The entries of the scanner's tool log, as plain data.
 
         *running*: the scanner's thread may still change them, so each entry is copied,
