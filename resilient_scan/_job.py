@@ -375,6 +375,9 @@ class ScanJob:
         self.view = self.collected = None
 
     def _finish(self, returned: Returned | None, error: BaseException | None) -> ScanResult:
+        # The scan is over: the events below are the run's, not the scanner's statistics
+        # (without this, every one of them would set up and feed its recorder).
+        CURRENT_SCAN.set(None)
         planned = self.planned
         returned_at = self.returned_at
         if returned_at is None:
