@@ -57,7 +57,6 @@ from typing import Any
 
 import structlog
 from _common import (  # benchmarks/ is on sys.path when a benchmark runs as a script
-    PRODUCTION_LOGGING,
     Row,
     Samples,
     configure_production_logging,
@@ -1203,8 +1202,12 @@ def main() -> int:
         "resilient_scan executor benchmarks",
         rows,
         [
-            PRODUCTION_LOGGING + " (rows up to the big state); then standard logging at "
-            "WARNING (rows against bare pools), both writing to a file",
+            (
+                'logging: rs.configure_logging(format="json", level="info") as an application '
+                "would, every scanner event a JSON line written to a file (rows up to the big "
+                "state); then standard logging at WARNING into the same file, info off (rows "
+                "against the bare pools)"
+            ),
             f"log output: {SINK.lines} lines, {SINK.chars} chars, written to {SINK.path}",
             "ratios compare variants measured side by side in interleaved rounds, in one run",
         ],
