@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from . import discovery
 from ._breaker import (
     BreakerFunction,
     BreakerPolicy,
@@ -17,7 +18,6 @@ from ._breaker import (
     circuit_breaker,
 )
 from ._cache import CachedFunction, CacheInfo, CachePolicy, MemoryCacheStore, ttl_cache
-from ._candidates import PRIORITIES, merge_candidates, normalize_candidate
 from ._clock import Clock, SystemClock
 from ._compose import ResilientFunction, resilient
 from ._console import ScanConsoleRenderer, configure_logging
@@ -33,6 +33,7 @@ from ._errors import (
     ThreadLimitError,
 )
 from ._executor import ScanExecutor
+from ._fanout import fan_out
 from ._ratelimit import (
     LimitedFunction,
     MemoryRateStore,
@@ -48,6 +49,7 @@ from ._stats import CallStats, TimelineEntry
 from ._storage import BreakerStore, CacheStore, RateStore, StorageBackend
 from ._text import redaction_enabled, set_redaction
 from ._timeout import TimeoutPolicy, timeout
+from .discovery import PRIORITIES, merge_candidates, normalize_candidate
 
 if TYPE_CHECKING:
     from . import instrumentation, testing
@@ -98,6 +100,8 @@ __all__ = [
     "configure_logging",
     "current_deadline",
     "deadline_after",
+    "discovery",
+    "fan_out",
     "instrumentation",
     "merge_candidates",
     "normalize_candidate",

@@ -30,10 +30,11 @@ FAILED = frozenset({ScanStatus.ERROR, ScanStatus.TIMEOUT, ScanStatus.CIRCUIT_OPE
 #: The statuses of a scanner that never ran.
 NOT_RUN = frozenset({ScanStatus.SKIPPED, ScanStatus.CANCELLED})
 
-_NO_CALLS = CallStats()
+#: The statistics of a scanner in which no policy layer did anything.
+NO_CALLS = CallStats()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class ScanResult:
     """One scanner's outcome.
 
@@ -71,10 +72,70 @@ class ScanResult:
     exception: BaseException | None = field(default=None, repr=False, compare=False)
     traceback: str | None = field(default=None, repr=False, compare=False)
     tool_logs: list[Any] = field(default_factory=list)
-    calls: CallStats = _NO_CALLS
+    calls: CallStats = NO_CALLS
     timeline: tuple[TimelineEntry, ...] = field(default=(), repr=False, compare=False)
     started_at: float = field(default=0.0, compare=False)
     timeout_seconds: float | None = None
+
+    def __init__(  # noqa: PLR0917 - positional, as the dataclass's own __init__ was
+        self,
+        name: str,
+        status: ScanStatus,
+        candidates: list[dict[str, Any]] | None = None,
+        error: str | None = None,
+        duration: float = 0.0,
+        pipeline: str | None = None,
+        dropped: int = 0,
+        abandoned: bool = False,  # noqa: FBT001, FBT002 - a field, as the dataclass had it
+        reason: str | None = None,
+        error_type: str | None = None,
+        exception: BaseException | None = None,
+        traceback: str | None = None,
+        tool_logs: list[Any] | None = None,
+        calls: CallStats = NO_CALLS,
+        timeline: tuple[TimelineEntry, ...] = (),
+        started_at: float = 0.0,
+        timeout_seconds: float | None = None,
+    ) -> None:
+        """Create a result; the fields are as documented above."""
+        # The executor makes one per scanner: storing through the slots' own setters costs
+        # half of what the generated frozen __init__ spends (object.__setattr__ per field).
+        (
+            set_name,
+            set_status,
+            set_candidates,
+            set_error,
+            set_duration,
+            set_pipeline,
+            set_dropped,
+            set_abandoned,
+            set_reason,
+            set_error_type,
+            set_exception,
+            set_traceback,
+            set_tool_logs,
+            set_calls,
+            set_timeline,
+            set_started_at,
+            set_timeout_seconds,
+        ) = _RESULT_SETTERS
+        set_name(self, name)
+        set_status(self, status)
+        set_candidates(self, [] if candidates is None else candidates)
+        set_error(self, error)
+        set_duration(self, duration)
+        set_pipeline(self, pipeline)
+        set_dropped(self, dropped)
+        set_abandoned(self, abandoned)
+        set_reason(self, reason)
+        set_error_type(self, error_type)
+        set_exception(self, exception)
+        set_traceback(self, traceback)
+        set_tool_logs(self, [] if tool_logs is None else tool_logs)
+        set_calls(self, calls)
+        set_timeline(self, timeline)
+        set_started_at(self, started_at)
+        set_timeout_seconds(self, timeout_seconds)
 
     @property
     def retries(self) -> int:
@@ -135,6 +196,10 @@ class ScanResult:
             ],
         }
 
+
+_RESULT_SETTERS: tuple[Any, ...] = tuple(
+    ScanResult.__dict__[name].__set__ for name in ScanResult.__dataclass_fields__
+)
 
 #: Normalizes one raw finding for a scanner, or returns None to drop it as invalid.
 Normalizer = Callable[[object, str], "dict[str, Any] | None"]

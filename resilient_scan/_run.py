@@ -1,126 +1,94 @@
-"""One run of the executor.
+"""One run of the executor on threads.
 
 Workers pull the next scanner themselves, as a thread pool's workers do, so the caller's
-thread is never a hop between one scanner and the next. The caller's thread keeps time: it
-learns when each scanner starts, wakes at the earliest deadline, marks scanners that pass it
-as timed out, abandons them, and starts a fresh worker in their place. An abandoned worker
-stops pulling scanners once its scanner returns, so no more than ``workers`` scanners that
-the run still waits for run at any time; abandoned ones may still be running beside them.
+thread is never a hop between one scanner and the next, and they share no lock: the queue
+is a deque, and each scanner's outcome is decided by its `_engine.Call` (worker and waiter
+race for one claim). A worker that took its scanner's outcome hands it to the caller's
+thread and pulls the next scanner at once.
+
+The caller's thread finishes what workers hand over (checks and normalizes candidates,
+gathers tool logs, reports the result), in the scanner's own context: one thread doing the
+library's work, as the plain pattern's collecting loop does, rather than every worker
+contending for the GIL. It also keeps time: it learns when scanners start, wakes at the
+earliest deadline, abandons a scanner that passed it (the engine counts the abandoned call)
+and starts a fresh worker in its place. An abandoned worker stops pulling scanners once its
+scanner returns, so no more than ``workers`` scanners that the run still waits for run at
+once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
-import copy
 import heapq
+import itertools
 import queue
-import sys
 import threading
-import time
 from collections import deque
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from . import _config
-from ._config import CURRENT_SCAN
-from ._deadline import Deadline, enter
-from ._engine import abandoned_call_returned
-from ._errors import CircuitOpenError, ScanTimeout
-from ._events import ScannerFinished
-from ._instrument import emit, wanted
-from ._report import Normalizer, ScanResult, ScanStatus
-from ._scanner import ScannerInfo, scan_callable
-from ._state import (
-    DictView,
-    ListView,
-    appended_tool_logs,
-    private_tool_logs,
-    state_view,
-    to_plain,
-)
-from ._stats import ScanRecorder
-from ._text import describe_error, error_type
+from ._clock import is_system
+from ._deadline import Deadline
+from ._engine import Call, DaemonPool
+from ._job import FAKE_CLOCK_POLL, JobOptions, PlannedScanner, Returned, ScanJob, report_finished
+from ._report import ScanResult, ScanStatus
 
-
-@dataclass(frozen=True)
-class Planned:
-    """A scanner of one run, with the settings that apply to it."""
-
-    index: int
-    item: Any
-    info: ScannerInfo
-    settings: Mapping[str, Any]
-    timeout: float
-    skip_reason: str | None
-    #: What to call with the state, when known before the run (not for a class to build).
-    call: Callable[[Any], Any] | None = None
+#: Reasons given on results.
+CANCELLED_REASON = "the run's deadline passed before it started"
+NO_THREAD_REASON = "no thread to run it on"
 
 
 class _Slot:
-    """A started scanner: written by its worker, read by the caller's thread."""
+    """A started scanner: its job and the call whose claim decides who takes its outcome."""
 
-    __slots__ = (
-        "abandoned",
-        "deadline",
-        "error",
-        "limit",
-        "original_logs",
-        "planned",
-        "recorded",
-        "result",
-        "started",
-        "stats",
-        "tool_logs",
-        "view",
-    )
+    __slots__ = ("call", "context", "job", "settled")
 
-    def __init__(self, planned: Planned, started: float, deadline: float) -> None:
-        self.planned = planned
-        self.started = started
-        self.deadline = deadline
-        self.limit = planned.timeout  # the configured limit that fired, for messages
-        self.abandoned = False  # the caller gave up on it (under the run's lock)
-        self.recorded = False  # settled: its result is claimed (under the run's lock)
-        self.result: ScanResult | None = None
-        self.error: BaseException | None = None  # what it raised, for a late finish
-        self.stats = ScanRecorder(planned.info.name, planned.info.pipeline, started=started)
-        self.view: DictView | None = None
-        self.original_logs: list[Any] | None = None
-        self.tool_logs: list[Any] = []
+    def __init__(self, job: ScanJob, call: Call[Returned], context: contextvars.Context) -> None:
+        self.job = job
+        self.call = call
+        self.context = context  # the scanner's own: it is finished in it
+        self.settled = False  # its worker took the outcome (read by the caller, lazily)
 
 
-class Run:
-    """The bookkeeping of one `ScanExecutor.run`."""
+class ThreadRun:
+    """The bookkeeping of one run on threads."""
 
     def __init__(
         self,
-        plan: list[Planned],
+        plan: Sequence[PlannedScanner],
         state: Mapping[str, Any],
+        options: JobOptions,
         *,
         workers: int,
-        deadline_seconds: float | None,
-        normalize: Normalizer,
+        pool: DaemonPool,
+        deadline: Deadline | None,
+        deadline_limit: float = 0.0,
+        deadline_why: str = "the run's deadline_seconds",
     ) -> None:
         self.plan = plan
         self.state = state
+        self.options = options
         self.workers = workers
-        self.deadline_seconds = deadline_seconds
-        self.deadline = None if deadline_seconds is None else time.monotonic() + deadline_seconds
-        self.normalize = normalize
+        self.pool = pool
+        self.deadline = deadline
+        self.deadline_limit = deadline_limit
+        self.deadline_why = deadline_why
         self.results: list[ScanResult | None] = [None] * len(plan)
-        self.tool_logs: list[list[Any]] = [[] for _ in plan]
         self._context = contextvars.copy_context()
-        self._lock = threading.Lock()
-        self._pending: deque[Planned] = deque()
+        self._clock = options.clock
+        self._pending: deque[PlannedScanner] = deque()
+        self._started: deque[_Slot] = deque()
+        self._done: list[int] = []  # indexes settled (appended by whoever settles them)
+        self._expected = 0
         self._stopped = False
-        self._slots: dict[int, _Slot] = {}
-        self._started: list[_Slot] = []  # started since the caller last looked (under lock)
-        self._wake_at: float | None = None  # when the caller will next wake (under lock)
-        self._outstanding = 0  # started or pending scanners not yet settled (under lock)
-        # Wakes the caller: a scanner settled (its index, to be logged), or one started that
-        # must end sooner than the caller's next wake (None).
-        self._wakeups: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+        self._wake_at = float("-inf")  # the caller's next wake, on the clock (-inf: awake)
+        # To the caller: a slot whose outcome a worker took, or None (a scanner started that
+        # must end before the caller next wakes, or a worker is gone).
+        self._handed: queue.SimpleQueue[_Slot | None] = queue.SimpleQueue()
+        self._workers_lock = threading.Lock()  # guards _live only (rare: start, abandon, exit)
+        self._live = 0  # workers of this run that still pull scanners
+        self.abandoned = 0
 
     # -- the caller's thread ------------------------------------------------------------------
 
@@ -130,307 +98,177 @@ class Run:
             if planned.skip_reason is None:
                 self._pending.append(planned)
             else:
-                self._record(planned, self._unstarted(planned, ScanStatus.SKIPPED))
-        self._outstanding = len(self._pending)
-        for _ in range(min(self.workers, self._outstanding)):
-            _config.default_pool().submit(self._work)
-        deadlines: list[tuple[float, int]] = []
+                self._settle_here(
+                    planned, planned.unstarted(ScanStatus.SKIPPED, planned.skip_reason)
+                )
+        self._expected = len(self._done) + len(self._pending)
+        for _ in range(min(self.workers, len(self._pending))):
+            if not self._start_worker():
+                break
+        heap: list[tuple[float, int, _Slot]] = []
+        order = itertools.count()
         try:
-            while True:
-                settled, wake = self._next_wake(deadlines)
-                if settled:
-                    break
-                wait = None if wake is None else wake - time.monotonic()
-                try:
-                    if wait is not None and wait <= 0:
-                        raise queue.Empty  # noqa: TRY301 - one path for "time is up"
-                    self._log_settled(self._wakeups.get(timeout=wait))
-                except queue.Empty:
-                    self._expire(deadlines)
-            self._log_settled(None)
+            while len(self._done) < self._expected:
+                self._wait(heap, order)
+                self._expire(heap)
         finally:
-            with self._lock:
-                self._stopped = True  # on an interrupt too: start nothing more
+            self._stopped = True  # on an interrupt too: start nothing more
         return [result for result in self.results if result is not None]
 
-    def _log_settled(self, index: int | None) -> None:
-        """Log the scanners workers settled: *index*, and any others already queued.
-
-        Workers hand this over rather than log themselves: a worker is free for its next
-        scanner sooner, and the logging happens while scanners wait on their services.
-        """
-        while True:
-            if index is not None:
-                slot = self._slots[index]
-                assert slot.result is not None  # noqa: S101 - a settled slot has its result
-                self._log(slot.result, slot)
-            try:
-                index = self._wakeups.get_nowait()
-            except queue.Empty:
-                return
-
-    def _next_wake(self, deadlines: list[tuple[float, int]]) -> tuple[bool, float | None]:
-        """Return whether every scanner settled, else when to wake next.
-
-        The wake time is the earliest running deadline or the run's deadline.
-
-        Workers settle their own scanners; this thread wakes to log them, at deadlines, and
-        when a worker starts a scanner that must end before the wake time announced here
-        (with one timeout for all, scanners started later end later, so that is rare).
-        """
-        with self._lock:
-            if not self._outstanding:
-                return True, None
-            for slot in self._started:
-                heapq.heappush(deadlines, (slot.deadline, slot.planned.index))
-            self._started.clear()
-            while deadlines and self._slots[deadlines[0][1]].recorded:
-                heapq.heappop(deadlines)
-            wake = deadlines[0][0] if deadlines else None
-            if self.deadline is not None and (wake is None or self.deadline < wake):
-                wake = self.deadline
-            self._wake_at = wake
-        return False, wake
-
-    def _expire(self, deadlines: list[tuple[float, int]]) -> None:
-        """Time out the scanners whose deadline has passed (all of them at the run's)."""
-        now = time.monotonic()
-        at_deadline = self.deadline is not None and now >= self.deadline
-        cancelled: list[Planned] = []
-        with self._lock:
-            if at_deadline:
-                self._stopped = True
-                cancelled = list(self._pending)
-                self._pending.clear()
-                due = [slot for slot in self._slots.values() if not slot.recorded]
-            else:
-                due = []
-                while deadlines and deadlines[0][0] <= now:
-                    due.append(self._slots[heapq.heappop(deadlines)[1]])
-            # Claimed here, under the lock: a scanner that returned first is its worker's.
-            due = [slot for slot in due if not slot.recorded]
-            for slot in due:
-                slot.abandoned = slot.recorded = True
-        for planned in cancelled:
-            self._record(planned, self._unstarted(planned, ScanStatus.CANCELLED))
-        for slot in due:
-            self._abandon(slot, at_deadline=at_deadline)
-        self._settle(len(cancelled) + len(due))
-
-    def _settle(self, count: int) -> None:
-        """Count *count* scanners as settled by the caller's thread."""
-        if count:
-            with self._lock:
-                self._outstanding -= count
-
-    def _abandon(self, slot: _Slot, *, at_deadline: bool) -> None:
-        _config.abandoned_calls().add(slot.planned.info.name)
-        with self._lock:
-            replace = self._pending and not self._stopped
-        if replace:
-            _config.default_pool().submit(self._work)  # a fresh worker takes the hung one's place
-        planned = slot.planned
-        # Name the setting that fired, with its configured value.
-        if at_deadline and self.deadline_seconds is not None:
-            limit, why = self.deadline_seconds, "the run's deadline_seconds"
-        else:
-            limit, why = planned.timeout, "its timeout_seconds"
-        slot.limit = limit
-        self.tool_logs[planned.index] = _snapshot_tool_logs(slot, still_running=True)
-        self._record(
-            planned,
-            ScanResult(
-                name=planned.info.name,
-                status=ScanStatus.TIMEOUT,
-                error=f"ScanTimeout: {planned.info.name} timed out after {limit:g}s ({why})",
-                duration=time.monotonic() - slot.started,
-                pipeline=planned.info.pipeline,
-                error_type="ScanTimeout",
-                calls=slot.stats.snapshot(),
-                timeline=slot.stats.timeline(),
-                abandoned=True,
-                timeout_seconds=limit,
-            ),
-            slot,
-        )
-
-    @staticmethod
-    def _unstarted(planned: Planned, status: ScanStatus) -> ScanResult:
-        reason = (
-            planned.skip_reason
-            if status is ScanStatus.SKIPPED
-            else "the run's deadline passed before it started"
-        )
-        return ScanResult(
-            name=planned.info.name, status=status, pipeline=planned.info.pipeline, reason=reason
-        )
-
-    def _record(self, planned: Planned, result: ScanResult, slot: _Slot | None = None) -> None:
-        """Put *result* in the report and log it (on the caller's thread)."""
-        self.results[planned.index] = result
-        self._log(result, slot)
-
-    def _log(self, result: ScanResult, slot: _Slot | None) -> None:
-        if not wanted(ScannerFinished):
+    def _wait(self, heap: list[tuple[float, int, _Slot]], order: itertools.count[int]) -> None:
+        """Finish what workers handed over; else sleep until that or the earliest deadline."""
+        wake = self._next_wake(heap, order)
+        if len(self._done) >= self._expected:
             return
-        timeout = slot.limit if result.status is ScanStatus.TIMEOUT and slot is not None else None
-        emit(
-            ScannerFinished(
-                result.name,
-                result.pipeline,
-                result.status.value,
-                len(result.candidates),
-                result.dropped,
-                round(result.duration, 3),
-                result.attempts,
-                result.error_type,
-                result.error,
-                result.reason,
-                timeout,
-                result.degraded,
-                traceback=result.traceback,
-                exception=result.exception,
-            )
-        )
+        left = wake - self._clock.monotonic()
+        handed: _Slot | None = None
+        if left > 0:
+            if not is_system(self._clock):
+                left = min(left, FAKE_CLOCK_POLL)
+            with contextlib.suppress(queue.Empty):
+                handed = self._handed.get(timeout=min(left, 3600.0))
+        self._wake_at = float("-inf")
+        # Several may be queued: finish them all before looking at the clock again.
+        with contextlib.suppress(queue.Empty):
+            while True:
+                if handed is not None:
+                    self._finish(handed)
+                handed = self._handed.get_nowait()
+
+    def _finish(self, slot: _Slot) -> None:
+        """Finish a scanner whose worker took its outcome, in the scanner's context."""
+        call = slot.call
+        error, call.error = call.error, None
+        result = slot.context.run(slot.job.finish, call.result, error)
+        call.result = None
+        index = slot.job.planned.index
+        self.results[index] = result
+        self._done.append(index)
+
+    def _next_wake(
+        self, heap: list[tuple[float, int, _Slot]], order: itertools.count[int]
+    ) -> float:
+        """Note the scanners started since the last look; announce and return the next wake."""
+        while True:
+            while self._started:
+                slot = self._started.popleft()
+                heapq.heappush(heap, (slot.job.deadline.at, next(order), slot))
+            while heap and heap[0][2].settled:
+                heapq.heappop(heap)
+            wake = heap[0][0] if heap else float("inf")
+            if self.deadline is not None and self.deadline.at < wake:
+                wake = self.deadline.at
+            self._wake_at = wake
+            if not self._started:  # a worker that starts a scanner now compares with wake
+                return wake
+
+    def _expire(self, heap: list[tuple[float, int, _Slot]]) -> None:
+        """Time out the scanners past their deadline (all of them at the run's)."""
+        now = self._clock.monotonic()
+        if self.deadline is not None and now >= self.deadline.at:
+            self._stopped = True
+            while self._pending:
+                try:
+                    planned = self._pending.popleft()
+                except IndexError:  # a worker took the last one meanwhile
+                    break
+                self._settle_here(
+                    planned, planned.unstarted(ScanStatus.CANCELLED, CANCELLED_REASON)
+                )
+            running = [slot for _, _, slot in heap]
+            while self._started:
+                running.append(self._started.popleft())
+            heap.clear()
+            for slot in running:
+                self._abandon(slot, limit=self.deadline_limit, why=self.deadline_why)
+            return
+        while heap and heap[0][0] <= now:
+            _, _, slot = heapq.heappop(heap)
+            self._abandon(slot)
+
+    def _abandon(self, slot: _Slot, *, limit: float | None = None, why: str | None = None) -> None:
+        if slot.settled or not slot.call.abandon():
+            return  # it returned in time: its worker settles it
+        self.abandoned += 1
+        with self._workers_lock:
+            self._live -= 1
+        job = slot.job
+        if why is None:
+            result = job.timed_out(running=True)
+        else:
+            result = job.timed_out(running=True, limit=limit, why=why)
+        self.results[job.planned.index] = result
+        self._done.append(job.planned.index)
+        if self._pending and not self._stopped:
+            self._start_worker()  # a fresh worker takes the hung one's place
+
+    def _settle_here(self, planned: PlannedScanner, result: ScanResult) -> None:
+        """Record a result made on the caller's thread, and report it."""
+        self.results[planned.index] = result
+        self._done.append(planned.index)
+        report_finished(result, self.options)
+
+    def _start_worker(self) -> bool:
+        """Start one more worker; if the pool has no thread, fail what no worker will run."""
+        with self._workers_lock:
+            self._live += 1
+        try:
+            self.pool.submit(self._work)
+        except Exception as exc:  # ThreadLimitError: no thread to give
+            with self._workers_lock:
+                self._live -= 1
+                orphaned = self._live <= 0
+            if orphaned:
+                self._fail_pending(exc)
+            return False
+        return True
+
+    def _fail_pending(self, error: BaseException) -> None:
+        """No worker is left to run them: they are ``"error"``, with the pool's reason."""
+        while True:
+            try:
+                planned = self._pending.popleft()
+            except IndexError:
+                return
+            result = planned.unstarted(ScanStatus.ERROR, NO_THREAD_REASON, error=error)
+            self._settle_here(planned, result)
 
     # -- worker threads -----------------------------------------------------------------------
 
     def _work(self) -> None:
-        """Run scanners until none are left, or until this worker's scanner is abandoned.
-
-        Settling one scanner and taking the next happen under one acquisition of the lock:
-        the lock is shared by every worker, so each acquisition saved counts.
-        """
-        previous: _Slot | None = None
-        previous_context: contextvars.Context | None = None
-        while True:
-            with self._lock:
-                abandoned = previous is not None and self._settle_locked(previous)
-                if abandoned or self._stopped or not self._pending:
-                    slot = None
-                else:
-                    planned = self._pending.popleft()
-                    started = time.monotonic()
-                    deadline = started + planned.timeout
-                    if self.deadline is not None and self.deadline < deadline:
-                        deadline = self.deadline
-                    slot = self._slots[planned.index] = _Slot(planned, started, deadline)
-                    self._started.append(slot)
-                    wake_caller = self._wake_at is None or deadline < self._wake_at
-            if abandoned:
-                # The caller gave up on that scanner and started a worker in our place.
-                assert previous is not None  # noqa: S101 - abandoned implies a previous one
-                assert previous_context is not None  # noqa: S101
-                previous_context.run(
-                    abandoned_call_returned,
-                    previous.planned.info.name,
-                    time.monotonic() - previous.started,
-                    previous.error,
-                )
-                return
-            if slot is None:
-                return
-            if wake_caller:
-                self._wakeups.put(None)
-            context = self._context.copy()
-            context.run(self._scan, slot)
-            previous, previous_context = slot, context
-
-    def _settle_locked(self, slot: _Slot) -> bool:
-        """Settle a worker's finished scanner (lock held); return whether it was abandoned."""
-        if slot.abandoned:
-            return True  # settled already, as a timeout
-        slot.recorded = True
-        index = slot.planned.index
-        self.results[index] = slot.result
-        self.tool_logs[index] = slot.tool_logs
-        # Queued before the count drops: the caller, seeing none outstanding, then finds
-        # every index it has to log.
-        self._wakeups.put(index)
-        self._outstanding -= 1
-        return False
-
-    def _scan(self, slot: _Slot) -> None:
-        """Run one scanner in its own context and leave its result on *slot*. Never raises."""
-        planned = slot.planned
-        name = planned.info.name
-        enter(Deadline(slot.deadline))
-        structlog = sys.modules.get("structlog")
-        if structlog is not None:  # the application logs with structlog: bind the scanner
-            structlog.contextvars.bind_contextvars(scanner=name, pipeline=planned.info.pipeline)
-        CURRENT_SCAN.set(slot.stats)
-        status, error, kind = ScanStatus.OK, None, None
-        candidates: list[dict[str, Any]] = []
-        dropped = 0
+        """Run scanners until none are left, or until this worker's scanner is abandoned."""
+        keep_going = True
         try:
-            view = slot.view = state_view(self.state)
-            slot.original_logs = private_tool_logs(view, self.state)
-            scan = planned.call or scan_callable(planned.item, planned.settings)
-            raw = scan(view)
-            if isinstance(raw, ListView):  # a list from the state, returned as it is
-                raw = to_plain(raw)
-            if isinstance(raw, list):
-                candidates, dropped = _normalized(raw, name, self.normalize)
-            else:
-                status, kind = ScanStatus.ERROR, "TypeError"
-                error = f"TypeError: scanner returned {type(raw).__name__}, expected a list"
-            slot.tool_logs = appended_tool_logs(view, slot.original_logs)
-        except BaseException as exc:  # any failure is this scanner's result
-            slot.error = exc
-            status, error = _failure_status(exc), describe_error(exc)
-            kind = error_type(exc)
-            if isinstance(exc, ScanTimeout):
-                slot.limit = exc.limit  # its own attempt timeout fired
-            candidates, dropped = [], 0
-            slot.tool_logs = _snapshot_tool_logs(slot, still_running=False)
-        slot.result = ScanResult(
-            name=name,
-            status=status,
-            candidates=candidates,
-            error=error,
-            duration=time.monotonic() - slot.started,
-            pipeline=planned.info.pipeline,
-            dropped=dropped,
-            error_type=kind,
-            exception=slot.error,
-            calls=slot.stats.snapshot(),
-            timeline=slot.stats.timeline(),
-            tool_logs=slot.tool_logs,
-            timeout_seconds=planned.timeout,
-        )
+            while keep_going and not self._stopped:
+                try:
+                    planned = self._pending.popleft()
+                except IndexError:
+                    break
+                keep_going = self._run_one(planned)
+        finally:
+            if keep_going:  # an abandoned worker was already counted out
+                with self._workers_lock:
+                    self._live -= 1
 
-
-def _snapshot_tool_logs(slot: _Slot, *, still_running: bool) -> list[Any]:
-    """What a failed or abandoned scanner added to its tool logs, or nothing.
-
-    The thread of a scanner that is still running may change the entries while they are
-    read and after: they are deep-copied then. Entries that cannot be read or copied are
-    left out rather than let one scanner break the run.
-    """
-    if slot.view is None:
-        return []
-    try:
-        entries = appended_tool_logs(slot.view, slot.original_logs)
-        return copy.deepcopy(entries) if still_running else entries
-    except Exception:
-        return []
-
-
-def _normalized(
-    raw: list[Any], scanner: str, normalize: Callable[[object, str], dict[str, Any] | None]
-) -> tuple[list[dict[str, Any]], int]:
-    candidates = []
-    for item in raw:
-        # Plain data in the report: a candidate may hold views of the state.
-        candidate = normalize(to_plain(item), scanner)
-        if candidate is not None:
-            candidates.append(candidate)
-    return candidates, len(raw) - len(candidates)
-
-
-def _failure_status(error: BaseException) -> ScanStatus:
-    if isinstance(error, ScanTimeout):
-        return ScanStatus.TIMEOUT
-    if isinstance(error, CircuitOpenError):
-        return ScanStatus.CIRCUIT_OPEN
-    return ScanStatus.ERROR
+    def _run_one(self, planned: PlannedScanner) -> bool:
+        """Run one scanner on this thread; False if the caller gave up on it meanwhile."""
+        clock = self._clock
+        started = clock.monotonic()
+        deadline = Deadline(started + planned.timeout, clock).earliest(self.deadline)
+        job = ScanJob(planned, self.state, self.options, started, deadline)
+        call: Call[Returned] = Call(planned.name)
+        context = self._context.copy()
+        slot = _Slot(job, call, context)
+        self._started.append(slot)
+        if deadline.at < self._wake_at:
+            self._handed.put(None)  # it must end before the caller next looks
+        call.run(context, job.invoke, (), {}, deadline)
+        if call.result is None and call.error is None:
+            # Abandoned: the caller reported it as a timeout and started a worker in our
+            # place; the engine has counted the call as returned.
+            context.run(job.late, None)
+            return False
+        slot.settled = True
+        job.detach()
+        self._handed.put(slot)
+        return True

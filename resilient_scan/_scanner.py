@@ -1,17 +1,41 @@
-"""Scanners: what they are, how they are named, and a registry for those who want one."""
+"""Scanners: what they are, how they are named, how a scanner class is built, and a registry.
+
+A scanner is a function ``scan(state) -> list``, an object with a ``name`` and a ``scan``
+method, or a class with those (built when it runs, never when it is disabled). Async
+functions and ``async def scan`` methods are scanners too.
+
+The construction rule for scanner classes (`Construction`), decided from the
+constructor's signature before anything runs:
+
+- a parameter named ``settings`` gets the scanner's own table (``scanners.NAME``);
+- keyword-only parameters are filled from that table by name (a missing one keeps its
+  default; a missing one without a default is a `ConfigError`); ``**kwargs`` takes the
+  table's other keys;
+- one other positional parameter gets the whole application config, as given to
+  `ScanExecutor.from_config` (``config["discovery"]["scanners"][NAME]`` is then the
+  class's own business, as in the seed system's ``BaseScanner.__init__(self, config)``);
+- anything else (two such positional parameters, a required one with no config to give)
+  is a `ConfigError` naming the class, raised before any scanner runs: never a class built
+  with silent defaults. For any other way of building, pass ``construct=`` to the executor.
+"""
 
 from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias, TypeVar, overload, runtime_checkable
 
 from ._errors import ConfigError
+from ._settings import _show as _show_value
+from ._settings import close_matches
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
+
+#: Keys of a scanner's table that the executor itself reads (never constructor arguments).
+EXECUTOR_KEYS = ("enabled", "timeout_seconds", "scan_method")
 
 
 @dataclass(frozen=True)
@@ -25,13 +49,18 @@ class ScannerInfo:
     def __post_init__(self) -> None:
         """Validate the fields."""
         if not isinstance(self.name, str) or not self.name.strip():
-            raise ConfigError("scanner.name", f"must be a non-empty string, got {self.name!r}")
+            raise ConfigError(
+                ("scanner", "name"), f"must be a non-empty string, got {_show_value(self.name)}"
+            )
         if self.pipeline is not None and not isinstance(self.pipeline, str):
             raise ConfigError(
-                "scanner.pipeline", f"must be a string or None, got {self.pipeline!r}"
+                ("scanner", "pipeline"),
+                f"must be a string or None, got {_show_value(self.pipeline)}",
             )
         if not isinstance(self.enabled, bool):
-            raise ConfigError("scanner.enabled", f"must be true or false, got {self.enabled!r}")
+            raise ConfigError(
+                ("scanner", "enabled"), f"must be true or false, got {_show_value(self.enabled)}"
+            )
 
 
 @runtime_checkable
@@ -40,14 +69,19 @@ class ScannerObject(Protocol):
 
     name: str
 
-    def scan(self, state: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """Return the candidates found (a list of dicts)."""
+    def scan(
+        self, state: Mapping[str, Any]
+    ) -> list[dict[str, Any]] | Awaitable[list[dict[str, Any]]]:
+        """Return the candidates found (a list of dicts); ``async def scan`` works too."""
         ...
 
 
 #: Anything `ScanExecutor.run` accepts as a scanner: a function ``scan(state)``, a scanner
 #: object, or a scanner class (instantiated when it runs, never when it is disabled).
 ScannerLike: TypeAlias = "Callable[..., Any] | ScannerObject | type[Any]"
+
+#: Builds a scanner class: ``construct(cls, settings, config) -> instance``.
+Constructor: TypeAlias = "Callable[[type[Any], Mapping[str, Any], Mapping[str, Any] | None], Any]"
 
 
 @overload
@@ -67,83 +101,211 @@ def scanner(
     """Mark a function ``scan(state) -> list[dict]`` as a scanner with a name and pipeline.
 
     The name defaults to the function's ``__name__``. Works above or below
-    ``@resilient(...)``. The function itself is left untouched: a thin wrapper carries the
-    scanner's ``scanner_info``.
+    ``@resilient(...)``, and on ``async def`` functions. The function itself is left
+    untouched: a thin wrapper carries the scanner's ``scanner_info``.
     """
 
     def mark(target: F) -> F:
         if isinstance(target, type) or not callable(target) or hasattr(target, "scan"):
             raise ConfigError(
-                "scanner",
+                ("scanner",),
                 "decorates scanner functions; a scanner class or object is named by its own"
-                f" name (and pipeline) attributes, got {target!r}",
+                f" name (and pipeline) attributes, got {_show_value(target)}",
             )
         info = ScannerInfo(
             name=name if name is not None else getattr(target, "__name__", type(target).__name__),
             pipeline=pipeline,
             enabled=enabled,
         )
+        marked: Any
+        if is_async(target):
 
-        @functools.wraps(target)
-        def scan(*args: Any, **kwargs: Any) -> Any:
-            return target(*args, **kwargs)
+            @functools.wraps(target)
+            async def scan_async(*args: Any, **kwargs: Any) -> Any:
+                return await target(*args, **kwargs)
 
-        marked: Any = scan
+            marked = scan_async
+        else:
+
+            @functools.wraps(target)
+            def scan(*args: Any, **kwargs: Any) -> Any:
+                return target(*args, **kwargs)
+
+            marked = scan
         marked.scanner_info = info
         return marked  # type: ignore[no-any-return]
 
     return mark(func) if func is not None else mark
 
 
-def scanner_info(item: object) -> ScannerInfo:
+def is_async(func: object) -> bool:
+    """Whether calling *func* gives a coroutine (an ``async def`` function or method)."""
+    if inspect.iscoroutinefunction(func):
+        return True
+    call = getattr(func, "__call__", None)  # noqa: B004 - an object with an async __call__
+    return not inspect.isroutine(func) and inspect.iscoroutinefunction(call)
+
+
+def scanner_info(item: object, methods: Sequence[str] = ("scan",)) -> ScannerInfo:
     """Return the name, pipeline and on/off switch of a scanner, or raise `ConfigError`."""
     info = getattr(item, "scanner_info", None)
     if isinstance(info, ScannerInfo):
         return info
     if isinstance(item, type):
-        if not callable(getattr(item, "scan", None)):
-            raise ConfigError("scanners", f"scanner class {item.__name__} has no scan() method")
+        if find_method(item, methods) is None:
+            raise ConfigError(
+                ("scanners",), f"scanner class {item.__name__} has no {_methods(methods)} method"
+            )
         name = getattr(item, "name", None)
         return ScannerInfo(
             name=name if isinstance(name, str) else item.__name__,
             pipeline=getattr(item, "pipeline", None),
-            enabled=getattr(item, "enabled", True),
+            enabled=_enabled(getattr(item, "enabled", True)),
         )
-    if callable(getattr(item, "scan", None)):
+    if find_method(item, methods) is not None:
         name = getattr(item, "name", None)
         if not isinstance(name, str):
             raise ConfigError(
-                "scanners", f"scanner object {item!r} needs a string name, got {name!r}"
+                ("scanners",),
+                f"scanner object {_show_value(item)} needs a string name, got {_show_value(name)}",
             )
         return ScannerInfo(
             name=name,
             pipeline=getattr(item, "pipeline", None),
-            enabled=getattr(item, "enabled", True),
+            enabled=_enabled(getattr(item, "enabled", True)),
         )
     if callable(item):
         return ScannerInfo(name=getattr(item, "__name__", type(item).__name__))
     raise ConfigError(
-        "scanners", f"a scanner is a function, an object with scan(), or a class; got {item!r}"
+        ("scanners",),
+        f"a scanner is a function, an object with scan(), or a class; got {_show_value(item)}",
     )
 
 
-def scan_callable(item: object, settings: Mapping[str, Any]) -> Callable[[Any], Any]:
-    """Return the callable that runs *item* on a state; instantiates a scanner class.
+def _enabled(value: object) -> bool:
+    # A seed-style class sets `enabled` per instance in __init__; on the class it may be
+    # anything (a method, a property): only a real bool switches it off.
+    return value if isinstance(value, bool) else True
 
-    A class is instantiated here, when the scanner runs, so a disabled one never is. Its
-    constructor gets the scanner's settings mapping if it takes an argument.
+
+def find_method(item: object, methods: Sequence[str]) -> str | None:
+    """The first of *methods* that *item* (an object or a class) has, or None."""
+    for method in methods:
+        if callable(getattr(item, method, None)):
+            return method
+    return None
+
+
+def _methods(methods: Sequence[str]) -> str:
+    return " or ".join(f"{name}()" for name in methods)
+
+
+@dataclass(frozen=True)
+class Construction:
+    """How a scanner class is built, decided once from its constructor's signature.
+
+    Attributes:
+        config: Pass the whole application config to the one positional parameter.
+        settings: The parameter that gets the scanner's own table (``settings``), or None.
+        keywords: Keyword-only parameters filled from that table.
+        required: Those of them without a default.
+        rest: Whether ``**kwargs`` takes the table's other keys.
     """
-    if isinstance(item, type):
+
+    config: bool = False
+    settings: str | None = None
+    keywords: tuple[str, ...] = ()
+    required: tuple[str, ...] = ()
+    rest: bool = False
+
+    @classmethod
+    def of(
+        cls, target: type[Any], name: str, settings: Mapping[str, Any], *, has_config: bool
+    ) -> Construction:
+        """Read *target*'s constructor; `ConfigError` naming the class if it cannot be built."""
+        where = ("scanners", name)
+        label = f"scanner class {target.__qualname__}"
         try:
-            takes_settings = bool(inspect.signature(item).parameters)
+            parameters = list(inspect.signature(target).parameters.values())
         except (TypeError, ValueError):
-            takes_settings = False
-        # A copy: a constructor that changes its settings must not change the next run's.
-        instance = item(dict(settings)) if takes_settings else item()
-        return instance.scan  # type: ignore[no-any-return]
-    if getattr(item, "scanner_info", None) is None and callable(getattr(item, "scan", None)):
-        return item.scan  # type: ignore[attr-defined,no-any-return]
-    return item  # type: ignore[return-value]
+            return cls()  # no signature to read (a builtin): built with no arguments
+        kinds = inspect.Parameter
+        settings_name = next(
+            (
+                p.name
+                for p in parameters
+                if p.name == "settings" and p.kind is not kinds.VAR_KEYWORD
+            ),
+            None,
+        )
+        others = [p for p in parameters if p.name != settings_name]
+        keywords = tuple(p.name for p in others if p.kind is kinds.KEYWORD_ONLY)
+        required = tuple(
+            p.name for p in others if p.kind is kinds.KEYWORD_ONLY and p.default is kinds.empty
+        )
+        rest = any(p.kind is kinds.VAR_KEYWORD for p in others)
+        positional = [
+            p for p in others if p.kind in (kinds.POSITIONAL_ONLY, kinds.POSITIONAL_OR_KEYWORD)
+        ]
+        if len(positional) > 1:
+            names = ", ".join(p.name for p in positional)
+            raise ConfigError(
+                where,
+                f"{label} takes {len(positional)} positional parameters ({names}); the executor"
+                " passes the application config to one positional parameter, the scanner's"
+                " table to one named 'settings' and its keys to keyword-only parameters."
+                " Change the constructor, or pass construct= to the executor",
+            )
+        if positional and not has_config:
+            raise ConfigError(
+                where,
+                f"{label} takes the whole application config (its parameter"
+                f" {positional[0].name!r}), but this executor has none: build it with"
+                " ScanExecutor.from_config(config), pass config=..., or name the parameter"
+                " 'settings' to get the scanner's own table",
+            )
+        recipe = cls(bool(positional), settings_name, keywords, required, rest)
+        recipe.check(target, name, settings)
+        return recipe
+
+    def check(self, target: type[Any], name: str, settings: Mapping[str, Any]) -> None:
+        """Raise `ConfigError` if *settings* lack a required keyword or misspell one."""
+        label = f"scanner class {target.__qualname__}"
+        for keyword in self.required:
+            if keyword not in settings:
+                raise ConfigError(
+                    ("scanners", name, keyword),
+                    f"missing: {label} needs it (a keyword-only parameter without a default)",
+                )
+        if self.keywords and not self.rest and self.settings is None:
+            for key in settings:
+                if key in self.keywords or key in EXECUTOR_KEYS or not isinstance(key, str):
+                    continue
+                close = close_matches(key, self.keywords, cutoff=0.8)
+                if close:
+                    raise ConfigError(
+                        ("scanners", name, key),
+                        f"{label} has no parameter {key!r} (did you mean {close[0]!r}?)",
+                    )
+
+    def build(
+        self, target: type[Any], settings: Mapping[str, Any], config: Mapping[str, Any] | None
+    ) -> Any:
+        """Build an instance of *target* (when the scanner runs)."""
+        args: list[Any] = [config] if self.config else []
+        kwargs: dict[str, Any] = {}
+        if self.settings is not None:
+            # A copy: a constructor that changes its settings must not change the next run's.
+            kwargs[self.settings] = dict(settings)
+        for keyword in self.keywords:
+            if keyword in settings:
+                kwargs[keyword] = settings[keyword]
+        if self.rest:
+            taken = {*self.keywords, *EXECUTOR_KEYS}
+            if self.settings is not None:
+                taken.add(self.settings)
+            kwargs.update((k, v) for k, v in settings.items() if k not in taken)
+        return target(*args, **kwargs)
 
 
 class ScannerRegistry:
@@ -187,7 +349,7 @@ class ScannerRegistry:
             info = scanner_info(marked)
             if info.name in self._scanners:
                 raise ConfigError(
-                    f"scanners.{info.name}", "a scanner with this name is already registered"
+                    ("scanners", info.name), "a scanner with this name is already registered"
                 )
             self._scanners[info.name] = marked
             self._info[info.name] = info

@@ -3,9 +3,17 @@
 Scanners may change the state they are given, and must not see each other's changes nor
 change the caller's. A deep copy per scanner does that at a cost that grows with the whole
 state (a 50 MB price history copied for every scanner) and fails on what cannot be copied
-(API clients, locks, bound methods). A view copies nothing up front: reading returns the
-caller's values, and only a dict or list that a scanner writes to is copied, one level at
-a time, the first time it is written.
+(API clients, locks, bound methods). A view copies one level of a dict or list, and only
+when the scanner first reaches it: `DictView` and `ListView` are a real `dict` and `list`
+(``isinstance`` holds, and C code such as `json`, `pickle` and pandas reads them as it reads
+the originals), holding a shallow copy of the container they view. A nested dict or list
+stays the caller's object until the scanner reads it through the view, which then puts a
+view of it in its place. So the cost follows what a scanner touches, never the state's size.
+
+The views of one scanner share a registry (by ``id``) of the containers they wrapped and of
+the containers the scanner stored itself: a container reached twice is one view (aliasing
+and cycles survive, as in `copy.deepcopy`), and a container the scanner put in is handed
+back as it is.
 
 What is not a dict or a list (tuples, strings, numbers, data frames, clients) is shared as
 it is, so treat such objects as read-only inside scanners. Dict and list subclasses
@@ -17,305 +25,330 @@ from __future__ import annotations
 
 import copy
 from collections import deque
-from collections.abc import Iterator, Mapping, MutableMapping, MutableSequence
-from typing import Any, overload
+from collections.abc import ItemsView, Iterable, Iterator, Mapping, ValuesView
+from typing import TYPE_CHECKING, Any, SupportsIndex, overload
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 _COPY_ON_READ = (set, bytearray, deque)
 
+#: What the views of one scanner share: ``id(container)`` -> what to hand out for it.
+Registry = dict[int, Any]
 
-def _view(value: Any) -> Any:
-    """Return what a scanner gets for *value*: a view, a private copy, or the value."""
+
+def _view(value: Any, seen: Registry) -> Any:
+    """Return what a scanner gets for the container *value*: a view, a private copy, or it.
+
+    Registered under ``id(value)``, so the same container always gives the same view.
+    """
+    known = seen.get(id(value))
+    if known is not None:
+        return known
     kind = type(value)
+    made: Any
     if kind is dict or kind is DictView:  # a view of a view: a scanner running scanners
-        return DictView(value)
-    if kind is list or kind is ListView:
-        return ListView(value)
-    if isinstance(value, dict):
+        made = DictView(value, seen)
+    elif kind is list or kind is ListView:
+        made = ListView(value, seen)
+    elif isinstance(value, dict):
         # A subclass keeps its type and behaviour (a defaultdict its factory) as a copy of
         # one level, whose nested containers are views.
-        own = copy.copy(value)
+        made = copy.copy(value)
         for key, item in value.items():
-            if _needs_view(item):
-                own[key] = _view(item)
-        return own
-    if isinstance(value, (list, deque)):
-        own_items = copy.copy(value)
+            if isinstance(item, _CONTAINERS):
+                made[key] = _view(item, seen)
+    elif isinstance(value, (list, deque)):
+        made = copy.copy(value)
         for index, item in enumerate(value):
-            if _needs_view(item):
-                own_items[index] = _view(item)
-        return own_items
-    if isinstance(value, _COPY_ON_READ):
-        return copy.copy(value)
-    return value
+            if isinstance(item, _CONTAINERS):
+                made[index] = _view(item, seen)
+    else:  # a set or a bytearray
+        made = copy.copy(value)
+    # setdefault: two threads of one scanner (a fan-out) reaching it at once get one view.
+    made = seen.setdefault(id(value), made)
+    seen.setdefault(id(made), made)  # handed back as it is when met again
+    return made
 
 
-def _needs_view(value: Any) -> bool:
-    return isinstance(value, _CONTAINERS)
+def _own(value: Any, seen: Registry) -> None:
+    """Note that the scanner stored *value* itself: it is handed back unwrapped."""
+    if isinstance(value, _CONTAINERS):
+        seen.setdefault(id(value), value)
 
 
-class DictView(MutableMapping[Any, Any]):
-    """A dict as one scanner sees it: the original's items plus this scanner's changes."""
+class DictView(dict):  # type: ignore[type-arg]
+    """A dict as one scanner sees it: a copy of the original's first level, filled lazily.
 
-    __slots__ = ("_base", "_deleted", "_own")
+    Reading a nested dict or list returns a view of it (made once). Writes change this
+    view only. Pickling, `copy.deepcopy` and `to_plain` give plain dicts.
+    """
 
-    def __init__(self, base: Mapping[Any, Any]) -> None:
+    __slots__ = ("_seen",)
+
+    def __init__(
+        self, base: Mapping[Any, Any] | Iterable[Any] = (), seen: Registry | None = None
+    ) -> None:
         """Make a view of *base*, which is never changed through it."""
-        self._base = base
-        self._own: dict[Any, Any] = {}
-        self._deleted: set[Any] = set()
+        super().__init__(base)
+        self._seen: Registry = {} if seen is None else seen
+
+    def _wrap(self, key: Any, value: Any) -> Any:
+        if type(value) in _ATOMS or not isinstance(value, _CONTAINERS):
+            return value
+        known = self._seen.get(id(value))
+        if known is value:
+            return value  # a view of this scanner, or a container it stored itself
+        made = known if known is not None else _view(value, self._seen)
+        dict.__setitem__(self, key, made)  # kept, so changes made through it persist
+        return made
 
     def __getitem__(self, key: Any) -> Any:
-        """Return the value, wrapping a nested dict or list in a view of its own."""
-        own = self._own
-        if key in own:
-            return own[key]
-        if key in self._deleted:
-            raise KeyError(key)
-        value = self._base[key]
-        if _needs_view(value):
-            # Kept, so that changes made through the nested view persist in this view.
-            value = own[key] = _view(value)
-        return value
+        """Return the value, a nested dict or list as a view of its own."""
+        return self._wrap(key, dict.__getitem__(self, key))
+
+    def __missing__(self, key: Any) -> Any:
+        """Raise `KeyError` (a view never adds keys on lookup)."""
+        raise KeyError(key)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        """Return the value for *key* (as `__getitem__`), or *default*."""
+        if key in self:
+            return self[key]
+        return default
+
+    def __iter__(self) -> Iterator[Any]:
+        """Iterate the keys.
+
+        Defined here so that ``dict(view)``, ``{**view}`` and ``d.update(view)`` read the
+        values through `__getitem__` rather than copying the raw first level.
+        """
+        return dict.__iter__(self)
+
+    def items(self) -> ItemsView[Any, Any]:  # type: ignore[override]
+        """The items, nested dicts and lists as views."""
+        return ItemsView(self)
+
+    def values(self) -> ValuesView[Any]:  # type: ignore[override]
+        """The values, nested dicts and lists as views."""
+        return ValuesView(self)
 
     def __setitem__(self, key: Any, value: Any) -> None:
         """Set *key* in this view only."""
-        self._own[key] = value
-        self._deleted.discard(key)
+        _own(value, self._seen)
+        dict.__setitem__(self, key, value)
 
-    def __delitem__(self, key: Any) -> None:
-        """Delete *key* from this view only."""
-        if key not in self:
-            raise KeyError(key)
-        self._own.pop(key, None)
-        if key in self._base:
-            self._deleted.add(key)
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        """Return the value for *key*, setting it to *default* first if it is missing."""
+        if key in self:
+            return self[key]
+        self[key] = default
+        return default
 
-    def __contains__(self, key: object) -> bool:
-        """Whether *key* is in this view."""
-        return key in self._own or (key in self._base and key not in self._deleted)
+    def update(self, *others: Any, **more: Any) -> None:
+        """Set the items of *others* and *more* in this view only."""
+        for other in (*others, more):
+            pairs = other.items() if isinstance(other, Mapping) else other
+            for key, value in pairs:
+                self[key] = value
 
-    def __iter__(self) -> Iterator[Any]:
-        """Iterate keys: the original's, in order, then keys this view added."""
-        own = self._own
-        deleted = self._deleted
-        for key in self._base:
-            if key not in deleted:
-                yield key
-        for key in own:
-            if key not in self._base:
-                yield key
+    def __ior__(self, other: Any) -> Self:
+        """``view |= other``: `update`."""
+        self.update(other)
+        return self
 
-    def __len__(self) -> int:
-        """Return the number of keys in this view."""
-        added = sum(1 for key in self._own if key not in self._base)
-        return len(self._base) - len(self._deleted) + added
+    def pop(self, key: Any, *default: Any) -> Any:
+        """Remove *key* from this view and return its value (a view for a container)."""
+        if key in self:
+            value = self[key]
+            dict.__delitem__(self, key)
+            return value
+        if default:
+            return default[0]
+        raise KeyError(key)
 
-    def __repr__(self) -> str:
-        """Show the view's contents like a dict."""
-        return repr(to_plain(self))
+    def popitem(self) -> tuple[Any, Any]:
+        """Remove and return the last item of this view."""
+        if not self:
+            raise KeyError("popitem(): dictionary is empty")
+        key = next(reversed(dict.keys(self)))
+        return key, self.pop(key)
 
     def copy(self) -> dict[Any, Any]:
         """Return a shallow plain-dict copy, as `dict.copy` does."""
         return dict(self.items())
 
-    def _plain(self, memo: dict[int, Any]) -> dict[Any, Any]:
-        # Views are made afresh at each level, so a cycle is found by what they view; the
-        # entry lasts only while this one is being built (another view of the same base
-        # may differ).
-        key = id(self._base)
-        building = memo.get(key)
-        if building is not None:
-            return building  # type: ignore[no-any-return]
-        plain: dict[Any, Any] = {}
-        memo[key] = plain
-        plain.update((key, _plain(item, memo)) for key, item in self.items())
-        del memo[key]
-        return plain
+    __copy__ = copy
 
-    def __copy__(self) -> DictView:
-        """Return a view with its own overlay: changes to either stay apart, as dict copies."""
-        twin = DictView(self._base)
-        twin._own = dict(self._own)
-        twin._deleted = set(self._deleted)
-        return twin
-
-    def __or__(self, other: object) -> dict[Any, Any]:
+    def __or__(self, other: Any) -> dict[Any, Any]:
         """Return a plain dict of these items updated with *other*'s, as ``dict | dict``."""
         if isinstance(other, Mapping):
             return {**self, **other}
         return NotImplemented
 
-    def __ror__(self, other: object) -> dict[Any, Any]:
+    def __ror__(self, other: Any) -> dict[Any, Any]:
         """Return a plain dict of *other*'s items updated with these."""
         if isinstance(other, Mapping):
             return {**other, **self}
         return NotImplemented
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> dict[Any, Any]:
+        """A deep copy is a plain dict, as deep-copying the original would give."""
+        plain: dict[Any, Any] = {}
+        memo[id(self)] = plain
+        for key, value in self.items():
+            plain[copy.deepcopy(key, memo)] = copy.deepcopy(value, memo)
+        return plain
 
-class ListView(MutableSequence[Any]):
-    """A list as one scanner sees it: the original until written, then a private copy."""
+    def __reduce_ex__(self, protocol: SupportsIndex) -> tuple[Any, ...]:
+        """Pickle as a plain dict."""
+        return (dict, (), None, None, iter(self.items()))
 
-    __slots__ = ("_base", "_children", "_own")
+    def _plain(self, memo: dict[int, Any]) -> dict[Any, Any]:
+        plain: dict[Any, Any] = {}
+        memo[id(self)] = plain
+        for key, value in dict.items(self):
+            plain[key] = _plain(value, memo)
+        return plain
 
-    def __init__(self, base: list[Any]) -> None:
+
+class ListView(list):  # type: ignore[type-arg]
+    """A list as one scanner sees it: a copy of the original's items, nested ones lazily.
+
+    Reading a nested dict or list returns a view of it (made once). Writes change this
+    view only. Pickling, `copy.deepcopy` and `to_plain` give plain lists.
+    """
+
+    __slots__ = ("_seen",)
+
+    def __init__(self, base: Iterable[Any] = (), seen: Registry | None = None) -> None:
         """Make a view of *base*, which is never changed through it."""
-        self._base = base
-        self._own: list[Any] | None = None
-        self._children: dict[int, Any] = {}
+        super().__init__(base)
+        self._seen: Registry = {} if seen is None else seen
 
-    def _items(self) -> list[Any]:
-        """The private copy, made on the first write."""
-        own = self._own
-        if own is None:
-            children = self._children
-            own = self._own = [
-                children[i] if i in children else _view(item) if _needs_view(item) else item
-                for i, item in enumerate(self._base)
-            ]
-            self._children = {}
-        return own
-
-    def _read(self, index: int) -> Any:
-        if self._own is not None:
-            return self._own[index]
-        value = self._base[index]
-        if not _needs_view(value):
+    def _wrap_at(self, index: int, value: Any) -> Any:
+        if type(value) in _ATOMS or not isinstance(value, _CONTAINERS):
             return value
-        index = range(len(self._base))[index]  # negative -> positive, IndexError as list
-        child = self._children.get(index)
-        if child is None:
-            child = self._children[index] = _view(value)
-        return child
+        known = self._seen.get(id(value))
+        if known is value:
+            return value
+        made = known if known is not None else _view(value, self._seen)
+        if list.__getitem__(self, index) is value:  # not moved by a change meanwhile
+            list.__setitem__(self, index, made)
+        return made
 
     @overload
-    def __getitem__(self, index: int) -> Any: ...
+    def __getitem__(self, index: SupportsIndex) -> Any: ...
     @overload
-    def __getitem__(self, index: slice) -> ListView: ...
-    def __getitem__(self, index: int | slice) -> Any:
-        """Return an item (nested dicts and lists as views), or a view of a slice."""
+    def __getitem__(self, index: slice) -> list[Any]: ...
+    def __getitem__(self, index: SupportsIndex | slice) -> Any:
+        """Return an item (a nested dict or list as a view), or a plain list of a slice."""
         if isinstance(index, slice):
-            return ListView([self._read(i) for i in range(len(self))[index]])
-        return self._read(index)
-
-    @overload
-    def __setitem__(self, index: int, value: Any) -> None: ...
-    @overload
-    def __setitem__(self, index: slice, value: Any) -> None: ...
-    def __setitem__(self, index: int | slice, value: Any) -> None:
-        """Set an item or slice in this view only."""
-        self._items()[index] = value
-
-    def __delitem__(self, index: int | slice) -> None:
-        """Delete an item or slice in this view only."""
-        del self._items()[index]
-
-    def __len__(self) -> int:
-        """Return the number of items in this view."""
-        return len(self._base if self._own is None else self._own)
+            return [self[i] for i in range(len(self))[index]]
+        value = list.__getitem__(self, index)
+        if type(value) in _ATOMS:
+            return value
+        return self._wrap_at(index.__index__(), value)
 
     def __iter__(self) -> Iterator[Any]:
-        """Iterate items; nested dicts and lists come as views."""
-        if self._own is not None:
-            yield from self._own
-            return
-        for index, item in enumerate(self._base):
-            yield self._read(index) if _needs_view(item) else item
+        """Iterate the items, nested dicts and lists as views."""
+        atoms = _ATOMS
+        for index, value in enumerate(list.__iter__(self)):
+            yield value if type(value) in atoms else self._wrap_at(index, value)
 
-    def __contains__(self, value: object) -> bool:
-        """Whether *value* is an item of this view."""
-        return value in (self._base if self._own is None else self._own)
+    def __reversed__(self) -> Iterator[Any]:
+        """Iterate the items backwards, nested dicts and lists as views."""
+        for index in range(len(self) - 1, -1, -1):
+            yield self[index]
 
-    def sort(self, *, key: Any = None, reverse: bool = False) -> None:
-        """Sort in place, in this view only."""
-        self._items().sort(key=key, reverse=reverse)
-
-    def __add__(self, other: object) -> list[Any]:
-        """Return a plain list: these items, then *other*'s (as ``list + list`` does)."""
-        if isinstance(other, (list, ListView)):
-            return [*self, *other]
-        return NotImplemented
-
-    def __radd__(self, other: object) -> list[Any]:
-        """Return a plain list: *other*'s items, then these."""
-        if isinstance(other, list):
-            return [*other, *self]
-        return NotImplemented
-
-    def __mul__(self, times: int) -> list[Any]:
-        """Return a plain list of these items repeated *times*."""
-        return list(self) * times
-
-    __rmul__ = __mul__
-
-    def insert(self, index: int, value: Any) -> None:
-        """Insert *value* before *index*, in this view only."""
-        self._items().insert(index, value)
+    @overload
+    def __setitem__(self, index: SupportsIndex, value: Any) -> None: ...
+    @overload
+    def __setitem__(self, index: slice, value: Iterable[Any]) -> None: ...
+    def __setitem__(self, index: SupportsIndex | slice, value: Any) -> None:
+        """Set an item or slice in this view only."""
+        if isinstance(index, slice):
+            value = list(value)
+            for item in value:
+                _own(item, self._seen)
+        else:
+            _own(value, self._seen)
+        list.__setitem__(self, index, value)
 
     def append(self, value: Any) -> None:
         """Append *value*, in this view only."""
-        self._items().append(value)
+        _own(value, self._seen)
+        list.append(self, value)
 
-    def extend(self, values: Any) -> None:
+    def insert(self, index: SupportsIndex, value: Any) -> None:
+        """Insert *value* before *index*, in this view only."""
+        _own(value, self._seen)
+        list.insert(self, index, value)
+
+    def extend(self, values: Iterable[Any]) -> None:
         """Append every item of *values*, in this view only."""
-        self._items().extend(values)
+        values = list(values)
+        for value in values:
+            _own(value, self._seen)
+        list.extend(self, values)
 
-    def __eq__(self, other: object) -> bool:
-        """Compare items with another list or view."""
-        if isinstance(other, (list, ListView)):
-            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
-        return NotImplemented
+    def __iadd__(self, values: Iterable[Any]) -> Self:  # type: ignore[misc]
+        """``view += values``: `extend`."""
+        self.extend(values)
+        return self
 
-    __hash__ = None  # type: ignore[assignment]  # mutable, like list
+    def pop(self, index: SupportsIndex = -1) -> Any:
+        """Remove and return an item (a nested dict or list as a view)."""
+        value = self[index]
+        list.__delitem__(self, index)
+        return value
 
-    def __repr__(self) -> str:
-        """Show the view's contents like a list."""
-        return repr(to_plain(self))
+    def sort(self, *, key: Any = None, reverse: bool = False) -> None:
+        """Sort in place, in this view only (nested dicts and lists compared as views)."""
+        items = list(self)  # the sort key sees views, never the caller's objects
+        items.sort(key=key, reverse=reverse)
+        list.__setitem__(self, slice(None), items)
 
     def copy(self) -> list[Any]:
         """Return a shallow plain-list copy, as `list.copy` does."""
         return list(self)
 
-    def _plain(self, memo: dict[int, Any]) -> list[Any]:
-        key = id(self._base)  # as DictView._plain
-        building = memo.get(key)
-        if building is not None:
-            return building  # type: ignore[no-any-return]
+    __copy__ = copy
+
+    def __add__(self, other: Any) -> list[Any]:
+        """Return a plain list: these items, then *other*'s (as ``list + list`` does)."""
+        if isinstance(other, list):
+            return [*self, *other]
+        return NotImplemented
+
+    def __radd__(self, other: Any) -> list[Any]:
+        """Return a plain list: *other*'s items, then these."""
+        if isinstance(other, list):
+            return [*other, *self]
+        return NotImplemented
+
+    def __mul__(self, times: SupportsIndex) -> list[Any]:
+        """Return a plain list of these items repeated *times*."""
+        return list(self) * times
+
+    __rmul__ = __mul__
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> list[Any]:
+        """A deep copy is a plain list, as deep-copying the original would give."""
         plain: list[Any] = []
-        memo[key] = plain
-        plain.extend(_plain(item, memo) for item in self)
-        del memo[key]
+        memo[id(self)] = plain
+        plain.extend(copy.deepcopy(value, memo) for value in self)
         return plain
 
-    def __copy__(self) -> ListView:
-        """Return a view with its own items: changes to either stay apart, as list copies."""
-        twin = ListView(self._base)
-        twin._own = None if self._own is None else list(self._own)
-        twin._children = dict(self._children)
-        return twin
+    def __reduce_ex__(self, protocol: SupportsIndex) -> tuple[Any, ...]:
+        """Pickle as a plain list."""
+        return (list, (), None, iter(self))
 
-    def __lt__(self, other: object) -> bool:
-        """Compare items in order, as lists compare."""
-        if isinstance(other, (list, ListView)):
-            return list(self) < list(other)
-        return NotImplemented
-
-    def __le__(self, other: object) -> bool:
-        """Compare items in order, as lists compare."""
-        if isinstance(other, (list, ListView)):
-            return list(self) <= list(other)
-        return NotImplemented
-
-    def __gt__(self, other: object) -> bool:
-        """Compare items in order, as lists compare."""
-        if isinstance(other, (list, ListView)):
-            return list(self) > list(other)
-        return NotImplemented
-
-    def __ge__(self, other: object) -> bool:
-        """Compare items in order, as lists compare."""
-        if isinstance(other, (list, ListView)):
-            return list(self) >= list(other)
-        return NotImplemented
+    def _plain(self, memo: dict[int, Any]) -> list[Any]:
+        plain: list[Any] = []
+        memo[id(self)] = plain
+        plain.extend(_plain(value, memo) for value in list.__iter__(self))
+        return plain
 
 
 def state_view(state: Mapping[str, Any]) -> DictView:
@@ -327,11 +360,22 @@ def state_view(state: Mapping[str, Any]) -> DictView:
     return DictView(state)
 
 
+def release_views(view: DictView) -> None:
+    """Forget the views a scanner made, once it is done with them.
+
+    They refer to each other through their shared registry (a cycle); clearing it lets
+    reference counting free them at once. Views still held keep working: a container read
+    through them again becomes a new view.
+    """
+    view._seen.clear()  # noqa: SLF001 - the views' own registry
+
+
 def to_plain(value: Any) -> Any:
     """Return *value* with every state view inside turned into a plain dict or list.
 
-    Use it where a real dict is needed, e.g. ``json.dumps(rs.to_plain(state["config"]))``.
-    Plain dicts, lists and tuples are rebuilt only on the way to a view inside them;
+    Views are real dicts and lists already; use this where plain ones matter, for example
+    before keeping data beyond the scanner (the executor does it for candidates and tool
+    logs). Plain dicts, lists and tuples are rebuilt only on the way to a view inside them;
     everything else is returned as it is. Cycles are kept as cycles.
     """
     if type(value) in _ATOMS:
@@ -344,13 +388,16 @@ def _plain(value: Any, memo: dict[int, Any]) -> Any:
     kind = type(value)
     if kind in _ATOMS:
         return value
+    seen = memo.get(id(value))
+    if seen is not None:
+        return seen
     if kind is DictView or kind is ListView:
         return value._plain(memo)  # noqa: SLF001 - the views build their own plain form
     if kind is dict or kind is list or kind is tuple:
-        seen = memo.get(id(value))
-        if seen is None:
-            memo[id(value)] = value  # a cycle back to it finds it unchanged
-            seen = memo[id(value)] = _plain_container(value, memo)
+        if _ATOMS.issuperset(map(type, value.values() if kind is dict else value)):
+            return value  # flat: nothing inside can be a view (checked at C speed)
+        memo[id(value)] = value  # a cycle back to it finds it unchanged
+        seen = memo[id(value)] = _plain_container(value, memo)
         return seen
     return value
 
@@ -377,40 +424,4 @@ def _plain_container(value: Any, memo: dict[int, Any]) -> Any:
 # Values that cannot hold a view: to_plain returns them at once.
 _ATOMS = frozenset({str, int, float, bool, type(None), bytes, complex})
 
-
-def private_tool_logs(view: DictView, state: Mapping[str, Any]) -> list[Any] | None:
-    """Give *view* its own plain copy of ``state["tool_logs"]``; return what it starts with.
-
-    A plain list (not a view), so scanners can append to it and check ``isinstance(...,
-    list)`` as they would with the real state.
-    """
-    original = state.get("tool_logs")
-    if isinstance(original, (list, ListView)):
-        # Entries already there are views too: a scanner that edits one edits its own.
-        own = [_view(entry) if _needs_view(entry) else entry for entry in original]
-        view[_TOOL_LOGS] = own
-        return list(own)
-    return None
-
-
-def appended_tool_logs(view: DictView, original: list[Any] | None) -> list[Any]:
-    """Return the entries a scanner added to ``tool_logs`` in *view*, in order."""
-    logs = view._own.get(_TOOL_LOGS)  # noqa: SLF001 - same module family, by design
-    if logs is None:
-        return []
-    items = list(logs) if isinstance(logs, (list, ListView)) else []
-    if original:
-        if len(items) >= len(original) and all(
-            a is b for a, b in zip(items, original, strict=False)
-        ):
-            items = items[len(original) :]
-        else:  # the scanner rebuilt the list: keep what was not there before
-            before = {id(entry) for entry in original}
-            items = [entry for entry in items if id(entry) not in before]
-    # Plain data in the report: an entry may hold views of the state.
-    return [to_plain(entry) for entry in items]
-
-
-_TOOL_LOGS = "tool_logs"
-
-_CONTAINERS = (dict, list, *_COPY_ON_READ, DictView, ListView)
+_CONTAINERS = (dict, list, *_COPY_ON_READ)

@@ -24,7 +24,7 @@ def hung(state: Mapping[str, Any]) -> list[dict[str, Any]]:
     return []
 
 
-@rs.timeout(0.2)
+@rs.timeout(0.1)
 def hung_inside_timeout(state: Mapping[str, Any]) -> list[dict[str, Any]]:
     time.sleep(HANG_SECONDS)
     return []
@@ -37,7 +37,7 @@ def quick(state: Mapping[str, Any]) -> list[dict[str, Any]]:
 def main() -> None:
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     started = time.monotonic()
-    report = rs.ScanExecutor(timeout_seconds=0.5).run([hung, hung_inside_timeout, quick], {})
+    report = rs.ScanExecutor(timeout_seconds=0.2).run([hung, hung_inside_timeout, quick], {})
     returned_after = time.monotonic() - started
     sys.stdout.write(
         json.dumps(

@@ -145,7 +145,7 @@ def test_an_object_with_a_name_and_a_scan_method():
         ("bloomberg", "news", "ok"),
     ]
     assert reuters.calls == bloomberg.calls == 1
-    assert report.candidates[0]["sources"] == ["reuters", "bloomberg"]
+    assert report.candidates[0]["all_sources"] == ["reuters", "bloomberg"]
     assert isinstance(reuters, rs.ScannerObject)
 
 

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
-import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
 import resilient_scan as rs
-
-Found = list[dict[str, Any]]
+from resilient_scan.instrumentation import ConfigUnmatched
+from resilient_scan.testing import CapturedEvents, FakeClock
+from tests.executor.support import Found, stalling, taking
+from tests.helpers import Calls
 
 
 def seed_config() -> dict[str, Any]:
@@ -211,21 +213,10 @@ def test_bad_tables_are_named():
 # -- what the settings do --------------------------------------------------------------------
 
 
-class Counter:
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.value = 0
-
-    def bump(self) -> None:
-        with self._lock:
-            self.value += 1
-
-
-def test_a_scanner_disabled_in_config_is_skipped_and_never_called():
-    calls = Counter()
+def test_a_scanner_disabled_in_config_is_skipped_and_never_called(calls: Calls):
 
     def insider_buying(state: Mapping[str, Any]) -> Found:
-        calls.bump()
+        calls.add()
         return []
 
     def market_movers(state: Mapping[str, Any]) -> Found:
@@ -239,7 +230,7 @@ def test_a_scanner_disabled_in_config_is_skipped_and_never_called():
     assert skipped.status == "skipped"
     assert skipped.reason is not None
     assert "scanners.insider_buying.enabled" in skipped.reason
-    assert calls.value == 0
+    assert calls.count == 0
     assert report.result("market_movers").status == "ok"
 
 
@@ -255,17 +246,16 @@ def test_config_can_enable_a_scanner_that_its_decorator_disabled():
     assert on.result("experimental").status == "ok"
 
 
-def test_a_disabled_pipeline_skips_its_scanners_only():
-    calls = Counter()
+def test_a_disabled_pipeline_skips_its_scanners_only(calls: Calls):
 
     @rs.scanner(pipeline="momentum")
     def breakout(state: Mapping[str, Any]) -> Found:
-        calls.bump()
+        calls.add()
         return []
 
     @rs.scanner(pipeline="momentum")
     def gap_up(state: Mapping[str, Any]) -> Found:
-        calls.bump()
+        calls.add()
         return []
 
     @rs.scanner(pipeline="value")
@@ -281,32 +271,27 @@ def test_a_disabled_pipeline_skips_its_scanners_only():
 
     assert [r.status for r in report.results] == ["skipped", "skipped", "ok", "ok"]
     assert [r.pipeline for r in report.results] == ["momentum", "momentum", "value", None]
-    assert calls.value == 0
+    assert calls.count == 0
     reason = report.result("breakout").reason
     assert reason is not None
     assert "momentum" in reason
 
 
-def test_a_per_scanner_timeout_from_config_overrides_the_default(release: threading.Event):
-    def slow_but_allowed(state: Mapping[str, Any]) -> Found:
-        time.sleep(0.5)
-        return [{"ticker": "SLOW"}]
-
-    def hung(state: Mapping[str, Any]) -> Found:
-        release.wait()
-        return []
-
+def test_a_per_scanner_timeout_from_config_overrides_the_default(
+    release: threading.Event, clock: FakeClock
+):
     config = seed_config()
     config["discovery"]["scanner_execution"]["timeout_seconds"] = 0.25
     config["discovery"]["scanners"]["slow_but_allowed"] = {"timeout_seconds": 5}
     config["discovery"]["scanners"]["hung"] = {"timeout_seconds": 0.2}
+    scanners = [taking("slow_but_allowed", clock, 0.5), stalling("hung", clock, 0.3, release)]
 
-    started = time.monotonic()
-    report = rs.ScanExecutor.from_config(config).run([slow_but_allowed, hung], {})
+    report = rs.ScanExecutor.from_config(config, clock=clock).run(scanners, {})
 
     assert report.result("slow_but_allowed").status == "ok"
-    assert report.result("hung").status == "timeout"
-    assert time.monotonic() - started < 0.5 + 1.5
+    hung = report.result("hung")
+    assert hung.status == "timeout"
+    assert hung.timeout_seconds == 0.2
 
 
 def test_a_scanner_class_gets_its_settings_from_config():
@@ -331,10 +316,114 @@ def test_a_scanner_class_gets_its_settings_from_config():
     assert received[0]["enabled"] is True
 
 
-def test_settings_for_scanners_not_in_the_run_are_ignored():
+def test_settings_for_scanners_not_in_the_run_are_reported_and_change_nothing(
+    events: CapturedEvents,
+):
     def other(state: Mapping[str, Any]) -> Found:
         return []
 
-    report = rs.ScanExecutor.from_config(seed_config()).run([other], {})
+    def insider_buyng(state: Mapping[str, Any]) -> Found:  # a typo of the configured name
+        return []
 
-    assert report.result("other").status == "ok"
+    report = rs.ScanExecutor.from_config(seed_config()).run([other, insider_buyng], {})
+
+    assert [r.status for r in report.results] == ["ok", "ok"]
+    unmatched = {event.key: event for event in events.of(ConfigUnmatched)}
+    assert set(unmatched) == {
+        "discovery.scanners.insider_buying",
+        "discovery.scanners.market_movers",
+        "discovery.pipelines.momentum",
+    }
+    assert unmatched["discovery.scanners.insider_buying"].close_matches == ("insider_buyng",)
+    assert unmatched["discovery.pipelines.momentum"].close_matches == ()
+    assert all(event.severity == logging.WARNING for event in unmatched.values())
+
+
+def test_unmatched_tables_can_be_listed_before_a_run():
+    executor = rs.ScanExecutor(scanners={"market_mover": {}}, pipelines={"momentum": {}})
+
+    @rs.scanner(pipeline="momentum")
+    def market_movers(state: Mapping[str, Any]) -> Found:
+        return []
+
+    found = executor.unmatched(executor.plan([market_movers]))
+
+    assert [(event.key, event.close_matches) for event in found] == [
+        ("scanners.market_mover", ("market_movers",))
+    ]
+
+
+# -- keyword overrides (issue 8.2) ------------------------------------------------------------
+
+
+def test_keyword_overrides_win_over_the_config():
+    executor = rs.ScanExecutor.from_config(seed_config(), timeout_seconds=12, max_workers=2)
+
+    assert executor.timeout_seconds == 12.0
+    assert executor.max_workers == 2
+    assert executor.concurrent is True  # the rest still comes from the config
+
+
+def test_a_bad_override_names_the_argument_not_the_config():
+    with pytest.raises(rs.ConfigError) as caught:
+        rs.ScanExecutor.from_config(seed_config(), timeout_seconds=-1)
+
+    assert caught.value.path == ("timeout_seconds",)
+
+
+def test_the_config_is_kept_for_scanner_classes():
+    config = seed_config()
+
+    assert rs.ScanExecutor.from_config(config).config is config
+    assert rs.ScanExecutor.from_config(config, config=None).config is None
+
+
+# -- typos (issue 7.11) ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "path", "hint"),
+    [
+        (
+            lambda d: d.update(scanner_executon={"max_workers": 2}),
+            "discovery.scanner_executon",
+            "scanner_execution",
+        ),
+        (
+            lambda d: d.update(pipeline={"momentum": {"enabled": False}}),
+            "discovery.pipeline",
+            "pipelines",
+        ),
+        (lambda d: d.update(scanner={"x": {}}), "discovery.scanner", "scanners"),
+        (
+            lambda d: d["pipelines"]["momentum"].update(enable=False),
+            "discovery.pipelines.momentum.enable",
+            "enabled",
+        ),
+        (
+            lambda d: d["scanners"]["insider_buying"].update(timeout_second=5),
+            "discovery.scanners.insider_buying.timeout_second",
+            "timeout_seconds",
+        ),
+    ],
+)
+def test_a_key_close_to_a_known_one_is_an_error_with_a_hint(
+    change: Callable[[dict[str, Any]], None], path: str, hint: str
+):
+    config = seed_config()
+    change(config["discovery"])
+
+    with pytest.raises(rs.ConfigError, match=f"did you mean '{hint}'") as caught:
+        rs.ScanExecutor.from_config(config)
+    assert caught.value.key == path
+
+
+def test_keys_of_the_application_are_left_alone():
+    config = seed_config()
+    config["discovery"].update(max_candidates_to_analyze=100, final_recommendations=3)
+    config["discovery"]["scanners"]["insider_buying"].update(lookback_days=7)
+    config["llm_provider"] = "openai"
+
+    executor = rs.ScanExecutor.from_config(config)
+
+    assert executor.scanners["insider_buying"]["lookback_days"] == 7

@@ -1,0 +1,720 @@
+"""One scanner, from its plan and the state to its `ScanResult`: the unit every run shares.
+
+The executor plans a run once (`PlannedScanner`: what to call, its settings and limit),
+runs each planned scanner as a `ScanJob`, and merges the results in plan order. Where a job
+runs does not matter to planning or merging: on the executor's threads (`_run`), on an
+event loop (`_arun`), or anywhere a planned scanner and the state can be sent (its parts
+are plain data and importable callables), through `run_scanner`.
+
+A job has three steps:
+
+1. `ScanJob.invoke` (or `ainvoke`), in the scanner's own context, on the thread or task
+   that runs it: the scanner's recorder and log context, its state view, its class built,
+   ``scanner.started``, then the scanner itself. This step is timed: the scanner's limit
+   covers it.
+2. Whoever waits for it takes the outcome or gives up (an `_engine.Call`, or a task's
+   cancellation). A scanner that returned after its deadline is ``"timeout"`` either way.
+3. `ScanJob.finish`: the library's own work (checking and normalizing candidates, tool
+   logs, statistics, events). Not timed: it is never charged to the scanner.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import inspect
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol
+
+from . import _config
+from ._clock import Clock, is_system
+from ._config import CURRENT_SCAN, DEADLINE
+from ._deadline import Deadline
+from ._engine import Call, DaemonPool
+from ._errors import CircuitOpenError, ScanTimeout
+from ._events import (
+    DEBUG,
+    INFO,
+    WARNING,
+    Event,
+    LateResultDropped,
+    ScannerDegraded,
+    ScannerFinished,
+    ScannerStarted,
+)
+from ._instrument import dispatch, emit, wanted
+from ._report import FAILED, NO_CALLS, Normalizer, ScanResult, ScanStatus
+from ._scanner import Construction, Constructor
+from ._state import DictView, release_views, state_view, to_plain
+from ._stats import CallStats, ScanRecorder, TimelineEntry
+from ._text import describe_error, error_type, format_traceback
+
+
+class LogCollector(Protocol):
+    """Gathers what each scanner wrote to its state for the report (the ``tool_logs=`` hook).
+
+    `resilient_scan.discovery.ToolLogs` is the default: what a scanner appended to
+    ``state["tool_logs"]``.
+    """
+
+    def start(self, view: DictView) -> Any:
+        """Note what *view* holds before the scanner runs; return it for `collect`."""
+        ...
+
+    def collect(self, view: DictView, started: Any, *, running: bool) -> list[Any]:
+        """Return the scanner's entries (*running*: its thread may still change them)."""
+        ...
+
+
+@dataclass(slots=True)
+class PlannedScanner:
+    """One scanner of a run, with everything needed to run it, decided before any runs.
+
+    Plain data plus the scanner itself (importable functions and classes pickle), so a
+    backend can send it where the scanner runs. Treat it as read-only.
+
+    Attributes:
+        index: Its place in the run (results and merging follow it).
+        name: Its name.
+        pipeline: Its pipeline, if any.
+        target: The function, object or class given.
+        method: The method to call on an object or an instance of a class (``"scan"``);
+            None for a function.
+        construction: How to build it, for a class (None otherwise).
+        settings: Its own table (``scanners.NAME``), for its class's constructor.
+        timeout: Its limit in seconds, from the moment it starts.
+        skip_reason: Why it does not run (disabled), or None.
+        is_async: Whether calling it gives a coroutine.
+    """
+
+    index: int
+    name: str
+    pipeline: str | None
+    target: Any
+    method: str | None
+    construction: Construction | None
+    settings: Mapping[str, Any]
+    timeout: float
+    skip_reason: str | None = None
+    is_async: bool = False
+
+    def unstarted(
+        self, status: ScanStatus, reason: str, *, error: BaseException | None = None
+    ) -> ScanResult:
+        """The result of this scanner when it never ran (skipped, cancelled, not startable)."""
+        if error is None:
+            return ScanResult(name=self.name, status=status, pipeline=self.pipeline, reason=reason)
+        return ScanResult(
+            name=self.name,
+            status=status,
+            pipeline=self.pipeline,
+            reason=reason,
+            error=safe_description(error),
+            error_type=error_type(error),
+            exception=error,
+        )
+
+
+@dataclass(frozen=True)
+class Reporting:
+    """Which per-scanner events reach a hook, at the levels they would have.
+
+    Asked once per run, not once per scanner: a hook's level check (is the logger enabled
+    for info?) costs as much as the rest of an emit site, and a run's scanners would all
+    get the same answer. Hooks set during a run see its scanners' events from the next run.
+    A backend that runs jobs in another process asks there (`Reporting.now`).
+    """
+
+    started: bool = True
+    finished_ok: bool = True
+    finished_failed: bool = True
+    degraded: bool = True
+    late: bool = True
+
+    @classmethod
+    def now(cls) -> Reporting:
+        """What the hooks of this process want now."""
+        return cls(
+            started=wanted_at(ScannerStarted, DEBUG),
+            finished_ok=wanted_at(ScannerFinished, INFO),
+            finished_failed=wanted_at(ScannerFinished, WARNING),
+            degraded=wanted_at(ScannerDegraded, WARNING),
+            late=wanted_at(LateResultDropped, INFO),
+        )
+
+    def finished(self, result: ScanResult) -> bool:
+        """Whether ``scanner.finished`` for *result* is wanted."""
+        return self.finished_failed if result.status in FAILED else self.finished_ok
+
+
+def wanted_at(event_type: type[Event], level: int) -> bool:
+    """Whether an event of *event_type* at *level* would reach any hook.
+
+    As `resilient_scan._instrument.wanted`, asking every hook's level gate whatever the
+    level (``wanted`` asks it for debug events only), and regardless of a running scanner.
+    Never raises: a hook that cannot even be set up is no hook.
+    """
+    try:
+        current = dispatch()
+        takers = current.by_type.get(event_type)
+        if not takers:
+            return False
+        gated = current.gated[event_type]
+        if len(gated) < len(takers):
+            return True  # a hook without a level gate takes everything
+        return any(hook.enabled_for(level) for hook in gated)  # type: ignore[attr-defined]
+    except Exception:
+        return False
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """What every scanner of one run shares.
+
+    Attributes:
+        normalize: Checks and normalizes one finding (None drops it).
+        tool_logs: Gathers each scanner's log entries from its state, or None.
+        config: The application config, for classes whose constructor takes it.
+        construct: Builds scanner classes instead of the construction rule, or None.
+        run_id: The run's identifier, on its events.
+        clock: The clock that times scanners and deadlines.
+        run_started: When the run started, on *clock*.
+        reporting: Which scanner events anyone wants (asked once per run: see `Reporting`).
+    """
+
+    normalize: Normalizer
+    tool_logs: LogCollector | None
+    config: Mapping[str, Any] | None
+    construct: Constructor | None
+    run_id: str
+    clock: Clock
+    run_started: float
+    reporting: Reporting = field(default_factory=Reporting.now)
+
+
+_MATERIALIZING = threading.Lock()
+
+
+class LazyRecorder(ScanRecorder):
+    """A `ScanRecorder` that sets itself up on the first call or event it sees.
+
+    Most scanners of a big run see no policy event at all; for them a recorder's lock,
+    counters and timeline (and their snapshot) would be the largest part of what the
+    executor spends on them. Until then it answers with empty statistics.
+    """
+
+    __slots__ = ("_ready",)
+
+    def __init__(self, scanner: str, pipeline: str | None = None, *, run_id: str = "") -> None:
+        """Note who records; set up nothing else yet."""
+        self.scanner = scanner
+        self.pipeline = pipeline
+        self.run_id = run_id
+        self.started = time.monotonic()
+        self._ready = False
+
+    def _set_up(self) -> None:
+        with _MATERIALIZING:  # two threads of one scanner (a fan-out) may arrive together
+            if not self._ready:
+                ScanRecorder.__init__(
+                    self, self.scanner, self.pipeline, run_id=self.run_id, started=self.started
+                )
+                self._ready = True
+
+    def count_call(self, *, failed: bool) -> None:
+        """Count one call (see `ScanRecorder.count_call`)."""
+        if not self._ready:
+            self._set_up()
+        ScanRecorder.count_call(self, failed=failed)
+
+    def observe(self, event: Event) -> None:
+        """Count what *event* says happened (see `ScanRecorder.observe`)."""
+        if not self._ready:
+            self._set_up()
+        ScanRecorder.observe(self, event)
+
+    def snapshot(self) -> CallStats:
+        """The counts so far (none, shared, when nothing happened)."""
+        return ScanRecorder.snapshot(self) if self._ready else NO_CALLS
+
+    def timeline(self) -> tuple[TimelineEntry, ...]:
+        """The moments noted so far."""
+        return ScanRecorder.timeline(self) if self._ready else ()
+
+
+class Returned:
+    """What a scanner returned: never None, so a finished call is told from an abandoned one."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+
+class ScanJob:
+    """One scanner being run: made when it starts, finished by whoever takes its outcome."""
+
+    __slots__ = (
+        "collected",
+        "deadline",
+        "logs",
+        "options",
+        "planned",
+        "raw_count",
+        "recorder",
+        "returned_at",
+        "started",
+        "state",
+        "view",
+    )
+
+    def __init__(
+        self,
+        planned: PlannedScanner,
+        state: Mapping[str, Any],
+        options: JobOptions,
+        started: float,
+        deadline: Deadline,
+    ) -> None:
+        self.planned = planned
+        self.state = state
+        self.options = options
+        self.started = started
+        self.deadline = deadline
+        self.recorder = LazyRecorder(planned.name, planned.pipeline, run_id=options.run_id)
+        self.view: DictView | None = None
+        self.collected: Any = None
+        self.logs: list[Any] | None = None  # its tool logs, once gathered
+        self.returned_at: float | None = None
+        self.raw_count = 0
+
+    # -- 1. the timed part, in the scanner's own context -------------------------------------
+
+    def _enter(self) -> Callable[..., Any]:
+        """Set up the scanner's context and return what to call with its state view."""
+        planned = self.planned
+        CURRENT_SCAN.set(self.recorder)
+        if "structlog" in sys.modules:  # the application logs with structlog: bind the scanner
+            bind_scanner(planned.name, planned.pipeline)
+        view = self.view = state_view(self.state)
+        collector = self.options.tool_logs
+        if collector is not None:
+            self.collected = collector.start(view)
+        scan = self._callable()
+        if self.options.reporting.started:
+            _emit(ScannerStarted(planned.name, planned.pipeline, self.options.run_id))
+        return scan
+
+    def _callable(self) -> Callable[..., Any]:
+        planned = self.planned
+        target = planned.target
+        if planned.construction is not None:
+            construct = self.options.construct
+            if construct is not None:
+                target = construct(target, planned.settings, self.options.config)
+            else:
+                target = planned.construction.build(target, planned.settings, self.options.config)
+        if planned.method is None:
+            return target  # type: ignore[no-any-return]
+        return getattr(target, planned.method)  # type: ignore[no-any-return]
+
+    def invoke(self) -> Returned:
+        """Run the scanner (synchronously, on this thread); raise what it raised."""
+        try:
+            scan = self._enter()
+            raw = scan(self.view)
+            if type(raw) is not list and inspect.isawaitable(raw):  # a sync callable's coroutine
+                raw = _await_here(raw)
+        finally:
+            self.returned_at = self.options.clock.monotonic()
+        self.raw_count = len(raw) if isinstance(raw, list) else 0
+        return Returned(raw)
+
+    async def ainvoke(self) -> Returned:
+        """Run the async scanner in this task; raise what it raised."""
+        DEADLINE.set(self.deadline)
+        try:
+            scan = self._enter()
+            raw = await scan(self.view)
+        finally:
+            self.returned_at = self.options.clock.monotonic()
+        self.raw_count = len(raw) if isinstance(raw, list) else 0
+        return Returned(raw)
+
+    # -- 3. the untimed part ------------------------------------------------------------------
+
+    def finish(self, returned: Returned | None, error: BaseException | None) -> ScanResult:
+        """Turn the scanner's outcome into its result and report it. Never raises."""
+        try:
+            return self._finish(returned, error)
+        except BaseException as broken:  # a bug here must not lose the scanner's slot
+            return self._crashed(broken)
+        finally:
+            self._release(done=True)
+
+    def detach(self) -> None:
+        """Gather the tool logs of a scanner that returned, and let its state view go.
+
+        Called right after its outcome was taken, where it ran: the view need not live on
+        until the result is built (a run may hand many results over at once).
+        """
+        self.logs = self._tool_logs(running=False)
+        self._release(done=True)
+
+    def _release(self, *, done: bool) -> None:
+        # The run keeps its jobs until it ends: their views of the state need not live on.
+        # Views refer to each other through their registry; once the scanner is done with
+        # them, clearing it lets them go at once rather than at the next cyclic collection
+        # (which would otherwise find every finished scanner's copies still young).
+        if done and self.view is not None:
+            release_views(self.view)
+        self.view = self.collected = None
+
+    def _finish(self, returned: Returned | None, error: BaseException | None) -> ScanResult:
+        # The scan is over: the events below are the run's, not the scanner's statistics
+        # (without this, every one of them would set up and feed its recorder).
+        CURRENT_SCAN.set(None)
+        planned = self.planned
+        returned_at = self.returned_at
+        if returned_at is None:
+            returned_at = self.options.clock.monotonic()
+        if returned_at > self.deadline.at:
+            # It ran past its limit, and only returned because the timer could not act in
+            # time (C code holding the GIL delays it): a timeout all the same.
+            self.late(error)
+            return self.timed_out(running=False, duration=returned_at - self.started)
+        duration = returned_at - self.started
+        tool_logs = self.logs if self.logs is not None else self._tool_logs(running=False)
+        calls = self.recorder.snapshot()
+        if error is not None:
+            return self._report(
+                ScanResult(
+                    name=planned.name,
+                    status=_failure_status(error),
+                    error=safe_description(error),
+                    duration=duration,
+                    pipeline=planned.pipeline,
+                    error_type=error_type(error),
+                    exception=error,
+                    traceback=safe_traceback(error),
+                    tool_logs=tool_logs,
+                    calls=calls,
+                    timeline=self.recorder.timeline(),
+                    started_at=self.started - self.options.run_started,
+                    timeout_seconds=error.limit
+                    if isinstance(error, ScanTimeout)
+                    else planned.timeout,
+                )
+            )
+        raw = returned.value if returned is not None else None
+        if not isinstance(raw, list):
+            text = f"TypeError: scanner returned {type(raw).__name__}, expected a list"
+            return self._report(
+                ScanResult(
+                    name=planned.name,
+                    status=ScanStatus.ERROR,
+                    error=text,
+                    duration=duration,
+                    pipeline=planned.pipeline,
+                    error_type="TypeError",
+                    tool_logs=tool_logs,
+                    calls=calls,
+                    timeline=self.recorder.timeline(),
+                    started_at=self.started - self.options.run_started,
+                    timeout_seconds=planned.timeout,
+                )
+            )
+        candidates = _normalized(raw, planned.name, self.options.normalize)
+        return self._report(
+            ScanResult(
+                name=planned.name,
+                status=ScanStatus.OK,
+                candidates=candidates,
+                duration=duration,
+                pipeline=planned.pipeline,
+                dropped=len(raw) - len(candidates),
+                tool_logs=tool_logs,
+                calls=calls,
+                timeline=self.recorder.timeline(),
+                started_at=self.started - self.options.run_started,
+                timeout_seconds=planned.timeout,
+            )
+        )
+
+    def timed_out(
+        self,
+        *,
+        running: bool,
+        duration: float | None = None,
+        limit: float | None = None,
+        why: str = "its timeout_seconds",
+    ) -> ScanResult:
+        """The result of a scanner that passed its deadline, reported (never raises).
+
+        *running*: its thread is still running it (abandoned), so its tool logs are copied.
+        """
+        try:
+            planned = self.planned
+            limit = planned.timeout if limit is None else limit
+            if duration is None:
+                duration = self.options.clock.monotonic() - self.started
+            return self._report(
+                ScanResult(
+                    name=planned.name,
+                    status=ScanStatus.TIMEOUT,
+                    error=f"ScanTimeout: {planned.name} timed out after {limit:g}s ({why})",
+                    duration=duration,
+                    pipeline=planned.pipeline,
+                    error_type="ScanTimeout",
+                    tool_logs=self.logs
+                    if self.logs is not None
+                    else self._tool_logs(running=running),
+                    calls=self.recorder.snapshot(),
+                    timeline=self.recorder.timeline(),
+                    abandoned=running,
+                    started_at=self.started - self.options.run_started,
+                    timeout_seconds=limit,
+                ),
+                timeout=limit,
+            )
+        except BaseException as broken:
+            return self._crashed(broken)
+        finally:
+            self._release(done=not running)
+
+    def late(self, error: BaseException | None) -> None:
+        """Report that a scanner already given up on returned after all: its result is dropped."""
+        if self.options.reporting.late:
+            ran_for = (self.returned_at or self.options.clock.monotonic()) - self.started
+            _emit(
+                LateResultDropped(
+                    self.planned.name,
+                    self.planned.pipeline,
+                    round(ran_for, 3),
+                    self.raw_count if error is None else 0,
+                    "ok" if error is None else "error",
+                    self.options.run_id,
+                )
+            )
+
+    def _tool_logs(self, *, running: bool) -> list[Any]:
+        collector = self.options.tool_logs
+        if collector is None or self.view is None:
+            return []
+        try:
+            return collector.collect(self.view, self.collected, running=running)
+        except Exception:  # a broken collector costs the entries, never the result
+            return []
+
+    def _crashed(self, broken: BaseException) -> ScanResult:
+        planned = self.planned
+        return ScanResult(
+            name=planned.name,
+            status=ScanStatus.ERROR,
+            error=f"resilient_scan failed to record this scanner: {safe_description(broken)}",
+            pipeline=planned.pipeline,
+            error_type=error_type(broken),
+            exception=broken,
+            started_at=self.started - self.options.run_started,
+        )
+
+    def _report(self, result: ScanResult, *, timeout: float | None = None) -> ScanResult:
+        report_finished(result, self.options, timeout)
+        if (
+            result.status is ScanStatus.OK
+            and result.calls.troubled
+            and self.options.reporting.degraded
+        ):
+            calls = result.calls
+            _emit(
+                ScannerDegraded(
+                    result.name,
+                    result.pipeline,
+                    calls.failed_calls,
+                    calls.timeouts,
+                    calls.circuit_open,
+                    calls.open_breakers,
+                    calls.summary(),
+                    self.options.run_id,
+                )
+            )
+        return result
+
+
+def report_finished(result: ScanResult, options: JobOptions, timeout: float | None = None) -> None:
+    """Emit ``scanner.finished`` for *result*, if anyone wants it."""
+    if not options.reporting.finished(result):
+        return
+    if timeout is None and result.status is ScanStatus.TIMEOUT:
+        timeout = result.timeout_seconds  # the limit that fired (its own attempt timeout)
+    run_id = options.run_id
+    _emit(
+        ScannerFinished(
+            result.name,
+            result.pipeline,
+            result.status.value,
+            len(result.candidates),
+            result.dropped,
+            round(result.duration, 3),
+            result.attempts,
+            result.error_type,
+            result.error,
+            result.reason,
+            timeout,
+            result.degraded,
+            run_id,
+            traceback=result.traceback,
+            exception=result.exception,
+        )
+    )
+
+
+#: structlog's context variables for ``scanner`` and ``pipeline``, once known.
+_BOUND: list[contextvars.ContextVar[Any]] = []
+
+
+def bind_scanner(scanner: str, pipeline: str | None) -> None:
+    """Bind ``scanner`` and ``pipeline`` with `structlog.contextvars` in this context.
+
+    The first time through `structlog.contextvars.bind_contextvars`; then straight through
+    the variables it returned tokens for (structlog keeps one per key for good), which saves
+    most of its cost on every scanner of a big run.
+    """
+    if _BOUND:
+        scanner_var, pipeline_var = _BOUND
+        scanner_var.set(scanner)
+        pipeline_var.set(pipeline)
+        return
+    import structlog  # noqa: PLC0415 - imported already: checked by the caller
+
+    tokens = structlog.contextvars.bind_contextvars(scanner=scanner, pipeline=pipeline)
+    _BOUND[:] = [tokens["scanner"].var, tokens["pipeline"].var]
+
+
+def _normalized(raw: list[Any], scanner: str, normalize: Normalizer) -> list[dict[str, Any]]:
+    candidates: list[dict[str, Any]] = []
+    append = candidates.append
+    for item in raw:
+        try:
+            # Plain data in the report: a candidate may hold views of the state.
+            candidate = normalize(to_plain(item), scanner)
+        except Exception:  # noqa: S112 - one bad candidate is dropped and counted on its own
+            continue
+        if candidate is not None:
+            append(candidate)
+    return candidates
+
+
+def _failure_status(error: BaseException) -> ScanStatus:
+    if isinstance(error, ScanTimeout):
+        return ScanStatus.TIMEOUT
+    if isinstance(error, CircuitOpenError):
+        return ScanStatus.CIRCUIT_OPEN
+    return ScanStatus.ERROR
+
+
+def safe_description(error: BaseException) -> str:
+    """``"Type: message"``; a placeholder when even describing it raises (a BaseException)."""
+    try:
+        return describe_error(error)
+    except BaseException:
+        name = type(error).__name__
+        return f"{name}: <unprintable {name}>"
+
+
+def safe_traceback(error: BaseException) -> str | None:
+    """The traceback text of *error* (no locals), or None when it cannot be formatted."""
+    try:
+        return format_traceback(error)
+    except BaseException:
+        return None
+
+
+def _await_here(awaitable: Awaitable[Any]) -> Any:
+    """Run a coroutine returned by a sync callable to its end, on this (worker) thread."""
+    import asyncio  # noqa: PLC0415 - only for this odd case; async support loads lazily
+
+    async def wait() -> Any:
+        return await awaitable
+
+    return asyncio.run(wait())
+
+
+def _wants(event_type: type[Event]) -> bool:
+    # Logging never changes an outcome: a hook that cannot even be set up is no hook.
+    try:
+        return wanted(event_type)
+    except Exception:
+        return False
+
+
+def _emit(event: Event) -> None:
+    # On a worker nothing may escape, not even a hook's BaseException.
+    with contextlib.suppress(BaseException):
+        emit(event)
+
+
+#: How often a waiter re-reads a clock that is not the system's (a test's fake clock).
+FAKE_CLOCK_POLL: Final = 0.005
+
+
+def run_scanner(
+    planned: PlannedScanner,
+    state: Mapping[str, Any],
+    options: JobOptions,
+    *,
+    pool: DaemonPool | None = None,
+    deadline: Deadline | None = None,
+) -> ScanResult:
+    """Run one planned scanner to its result, on a daemon thread, under its timeout.
+
+    The scanner's limit counts from now; *deadline* (a run's) ends it sooner. At the limit
+    the thread is abandoned and the result is ``"timeout"``. Events are emitted here, as
+    the executor's own runs do. Never raises for anything the scanner does; a pool at its
+    bound gives an ``"error"`` result (`ThreadLimitError`).
+    """
+    clock = options.clock
+    started = clock.monotonic()
+    limit = Deadline(started + planned.timeout, clock).earliest(deadline).earliest(DEADLINE.get())
+    job = ScanJob(planned, state, options, started, limit)
+    context = contextvars.copy_context()
+    call: Call[Returned] = Call(planned.name)
+
+    def run() -> None:
+        call.run(context, job.invoke, (), {}, limit)
+        if call.result is None and call.error is None:  # abandoned: nobody takes it
+            context.run(job.late, None)
+
+    try:
+        (pool or _config.default_pool()).submit(run)
+    except Exception as exc:  # ThreadLimitError: the process has no thread to give
+        result = planned.unstarted(ScanStatus.ERROR, "no thread to run it on", error=exc)
+        report_finished(result, options)
+        return result
+    while True:
+        left = limit.remaining()
+        if left > 0 and call.wait(left if is_system(clock) else min(left, FAKE_CLOCK_POLL)):
+            break
+        if limit.expired and call.abandon():
+            return job.timed_out(running=True)
+        if limit.expired:
+            break  # it finished just as we gave up: its outcome is ready
+    error = call.error
+    call.error = None
+    return context.run(job.finish, call.result, error)
+
+
+__all__ = [
+    "JobOptions",
+    "LogCollector",
+    "PlannedScanner",
+    "Returned",
+    "ScanJob",
+    "report_finished",
+    "run_scanner",
+    "safe_description",
+]
