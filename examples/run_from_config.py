@@ -34,11 +34,11 @@ def main() -> None:
     for result in report.results:
         detail = result.error or result.reason or f"{len(result.candidates)} candidates"
         print(f"  {result.name:<20} {result.status:<8} attempts={result.attempts}  {detail}")
-    print("Candidates, best first (one per ticker, found by every scanner in 'sources'):")
+    print("Candidates, best first (one per ticker, found by every scanner in 'all_sources'):")
     for candidate in report.candidates:
         print(
             f"  {candidate['ticker']:<5} {candidate['priority']:<7}"
-            f" {', '.join(candidate['sources'])}: {candidate['context']}"
+            f" {', '.join(candidate['all_sources'])}: {candidate['context']}"
         )
     print(f"tool logs: {report.tool_logs}")
 

@@ -227,7 +227,9 @@ def main() -> int:
     report = executor.run(REGISTRY.all(), state)
 
     for result in report.results:
-        line = f"{result.name:18} {result.status.value:8} {len(result.candidates)} candidates"
+        found = len(result.candidates)
+        noun = "candidate" if found == 1 else "candidates"
+        line = f"{result.name:18} {result.status.value:8} {found} {noun}"
         if result.degraded:
             line += f" · degraded: {result.degraded_reason}"
         print(line)

@@ -107,11 +107,11 @@ class LocalBreakerStore:
                 opened_at = self._opened_at()
                 due = now if opened_at is None else opened_at + reset_timeout
                 if now < due:
-                    return Admission("rejected", OPEN, failures, retry_in=due - now)
+                    return Admission("rejected", OPEN, retry_in=due - now)
                 self._set_state(HALF_OPEN, opened_at)
                 transition = Transition(OPEN, HALF_OPEN, failures)
             elif self._trial is not None and now < self._trial_until:
-                return Admission("rejected", HALF_OPEN, failures)
+                return Admission("rejected", HALF_OPEN)
             # Half-open with no live trial (none yet, its holder let go, or its lease ran
             # out because its holder died): this call is the trial.
             token = str(next(_TOKENS))

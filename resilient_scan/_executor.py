@@ -38,7 +38,7 @@ from ._scanner import (
     scanner_info,
 )
 from ._settings import Seconds
-from ._settings import _show as _show_value
+from ._settings import show as _show_value
 from .discovery import TOOL_LOGS, merge_candidates, normalize_candidate, read_config
 
 #: Keys of a ``pipelines.NAME`` table.

@@ -169,10 +169,12 @@ class Dispatch:
             instance, which looks ``__call__`` up on every call).
         routes: For `wanted`: `True` when some hook takes the type at any level, else the
             ``enabled_for`` methods to ask (absent: no hook takes it).
+        gates: For `wanted_at`: the same, for a level the caller names (so also for types
+            whose events may be louder than their class's level).
         in_scan: The event types the running scanner's recorder takes.
     """
 
-    __slots__ = ("by_type", "hooks", "in_scan", "routes", "specs")
+    __slots__ = ("by_type", "gates", "hooks", "in_scan", "routes", "specs")
 
     def __init__(self, specs: Iterable[Hook | HookFactory], hooks: Iterable[Hook]) -> None:
         """Index *hooks* (the resolved *specs*, in the same order)."""
@@ -180,6 +182,7 @@ class Dispatch:
         self.hooks = tuple(hooks)
         self.by_type: dict[type[Event], tuple[Callable[[Event], None], ...]] = {}
         self.routes: dict[type[Event], bool | tuple[Callable[[int], bool], ...]] = {}
+        self.gates: dict[type[Event], bool | tuple[Callable[[int], bool], ...]] = {}
         self.in_scan = _recorded_types()
         for event_type in EVENT_TYPES.values():
             takers = tuple(hook for hook in self.hooks if _wants(hook, event_type))
@@ -187,7 +190,11 @@ class Dispatch:
                 continue
             self.by_type[event_type] = tuple(_caller(hook) for hook in takers)
             gates = [getattr(hook, "enabled_for", None) for hook in takers]
-            if _severity_is_level(event_type) and all(callable(gate) for gate in gates):
+            gated = all(callable(gate) for gate in gates)
+            # For a level the caller names (`wanted_at`), every gate can be asked; for the
+            # class's level (`wanted`), only where no event of the type is ever louder.
+            self.gates[event_type] = tuple(gates) if gated else _ALWAYS  # type: ignore[arg-type]
+            if _severity_is_level(event_type) and gated:
                 self.routes[event_type] = tuple(gates)  # type: ignore[arg-type]
             else:
                 self.routes[event_type] = _ALWAYS
@@ -325,6 +332,28 @@ def wanted(event_type: type[Event]) -> bool:
                 report_failure(getattr(enabled_for, "__self__", enabled_for), exc, None)
                 return True  # a broken gate: let the event through
     return CURRENT_SCAN.get() is not None and event_type in current.in_scan
+
+
+def wanted_at(event_type: type[Event], level: int) -> bool:
+    """Whether a hook would take an event of *event_type* at *level* right now.
+
+    Like `wanted`, without the running scanner's recorder, and for a level the caller
+    names (an executor asks once per run for its scanners' events at each level).
+    """
+    current = _RUNTIME.dispatch or dispatch()
+    route = current.gates.get(event_type)
+    if route is None:
+        return False
+    if route is _ALWAYS:
+        return True
+    for enabled_for in route:  # type: ignore[union-attr]
+        try:
+            if enabled_for(level):
+                return True
+        except Exception as exc:  # noqa: PERF203 - free in 3.11; a gate is user code
+            report_failure(getattr(enabled_for, "__self__", enabled_for), exc, None)
+            return True
+    return False
 
 
 def emit(event: Event) -> None:

@@ -46,7 +46,7 @@ from ._events import (
     ScannerFinished,
     ScannerStarted,
 )
-from ._instrument import dispatch, emit, wanted
+from ._instrument import emit, wanted, wanted_at
 from ._report import FAILED, NO_CALLS, Normalizer, ScanResult, ScanStatus
 from ._scanner import Construction, Constructor
 from ._state import DictView, release_views, state_view, to_plain
@@ -149,26 +149,6 @@ class Reporting:
     def finished(self, result: ScanResult) -> bool:
         """Whether ``scanner.finished`` for *result* is wanted."""
         return self.finished_failed if result.status in FAILED else self.finished_ok
-
-
-def wanted_at(event_type: type[Event], level: int) -> bool:
-    """Whether an event of *event_type* at *level* would reach any hook.
-
-    As `resilient_scan._instrument.wanted`, asking every hook's level gate whatever the
-    level (``wanted`` asks it for debug events only), and regardless of a running scanner.
-    Never raises: a hook that cannot even be set up is no hook.
-    """
-    try:
-        current = dispatch()
-        takers = current.by_type.get(event_type)
-        if not takers:
-            return False
-        gated = current.gated[event_type]
-        if len(gated) < len(takers):
-            return True  # a hook without a level gate takes everything
-        return any(hook.enabled_for(level) for hook in gated)  # type: ignore[attr-defined]
-    except Exception:
-        return False
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias, TypeVar, overload, runtime_checkable
 
 from ._errors import ConfigError
-from ._settings import _show as _show_value
+from ._settings import show as _show_value
 from ._settings import close_matches
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -263,7 +263,7 @@ def read_config(config: object) -> DiscoveryConfig:
         ConfigError: naming the key path of a table that is missing, misspelt or no table.
     """
     if not isinstance(config, Mapping):
-        raise ConfigError(("config",), f"must be a mapping, got {_settings._show(config)}")  # noqa: SLF001
+        raise ConfigError(("config",), f"must be a mapping, got {_settings.show(config)}")
     if "discovery" in config:
         root: tuple[KeyPart, ...] = ("discovery",)
         table = _settings.mapping(config["discovery"], root)

@@ -46,7 +46,7 @@ def test_json_report_on_stdout_and_json_logs_on_stderr(tmp_path, module, capsys)
     ]
     assert [r["status"] for r in report["results"]] == ["ok", "ok", "skipped", "ok"]
     assert [c["ticker"] for c in report["candidates"]] == ["NVDA", "AMD", "TSLA"]
-    assert report["candidates"][0]["sources"] == ["movers", "volume"]
+    assert report["candidates"][0]["all_sources"] == ["movers", "volume"]
     assert report["tool_logs"] == [{"scanner": "movers"}]
     events = [json.loads(line) for line in captured.err.splitlines() if line.strip()]
     assert {e["scanner"] for e in events if e["event"] == "scanner.finished"} == {
@@ -311,8 +311,7 @@ def test_a_config_of_only_resilient_scan_runs_with_the_default_settings(tmp_path
 def test_a_misspelt_discovery_table_is_named(tmp_path, module, capsys):
     path = write_config(tmp_path, f'[resilient_scan]\nscanners = ["{module}:movers"]\n[discovry]\n')
     err = error_of(capsys, path)
-    assert "discovery: missing: expected a 'discovery' table" in err
-    assert "found discovry" in err
+    assert "discovry: unknown key (did you mean 'discovery'?)" in err
 
 
 def test_duplicate_scanner_names_are_an_error(tmp_path, module, capsys):

@@ -313,11 +313,6 @@ def test_an_executor_run_has_a_span_and_one_span_per_scanner_under_it(telemetry:
     assert spans["scanner broken"].attributes["error.type"] == "KeyError"  # type: ignore[index]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the executor to emit ScanStarted before copying scanner contexts and"
-    " ScannerStarted in each scanner's context, and retry to emit Attempt* events",
-)
 def test_application_spans_nest_under_attempt_scanner_and_run_on_real_threads(
     telemetry: Telemetry,
 ):
