@@ -365,7 +365,7 @@ class BreakerPolicy(Policy):
             raise ConfigError(
                 ("circuit_breaker", "storage"),
                 "must be a breaker store, a storage backend, a Redis client or URL, or a"
-                f" pybreaker storage, got {_settings.show(storage)}",  # noqa: SLF001
+                f" pybreaker storage, got {_settings.show(storage)}",
             )
         self._assign(
             fail_max=_settings.integer(fail_max, ("circuit_breaker", "fail_max"), minimum=1),

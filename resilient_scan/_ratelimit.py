@@ -178,7 +178,7 @@ class RateLimitPolicy(Policy):
             raise ConfigError(
                 ("rate_limit", "storage"),
                 "must be a rate store, a storage backend or a Redis client or URL, got"
-                f" {_settings.show(storage)}",  # noqa: SLF001
+                f" {_settings.show(storage)}",
             )
         self._assign(
             rate=permits,

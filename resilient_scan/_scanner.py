@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias, TypeVar, overload, runtime_checkable
 
 from ._errors import ConfigError
-from ._settings import show as _show_value
 from ._settings import close_matches
+from ._settings import show as _show_value
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")

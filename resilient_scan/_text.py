@@ -30,7 +30,9 @@ _PATTERNS: Final = (
     # ?apikey=...&token=... (also in form bodies and "key=value" texts); a value ends at a
     # separator, or at ": " (an error message going on after the URL)
     (
-        re.compile(rf"(?i)(^|[?&;,\s\"'])((?:{_CREDENTIAL_NAMES})=)[^&\s\"',;]+?(?=:\s|[&\s\"',;]|$)"),
+        re.compile(
+            rf"(?i)(^|[?&;,\s\"'])((?:{_CREDENTIAL_NAMES})=)[^&\s\"',;]+?(?=:\s|[&\s\"',;]|$)"
+        ),
         r"\1\2***",
     ),
     # "password": "..." / password: ... (JSON and header-like texts)
