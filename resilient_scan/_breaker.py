@@ -116,7 +116,7 @@ class LocalBreakerStore:
             # out because its holder died): this call is the trial.
             token = str(next(_TOKENS))
             self._trial, self._trial_until = token, now + trial_lease
-            return Admission("trial", HALF_OPEN, failures, token=token, transition=transition)
+            return Admission("trial", HALF_OPEN, token=token, transition=transition)
 
     def record_success(self, admission: Admission, *, now: float) -> Transition | None:
         """A success: a trial's closes the breaker; a closed call's resets the count."""

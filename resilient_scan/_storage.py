@@ -50,8 +50,8 @@ class Admission:
         verdict: ``"closed"`` (run it as an ordinary call), ``"trial"`` (run it as the
             one half-open trial), or ``"rejected"`` (do not run it).
         state: The breaker's state as the store saw it.
-        failures: Consecutive failures counted so far (so a success with none to reset
-            needs no write).
+        failures: For a closed admission, the consecutive failures counted so far (so a
+            success with none to reset needs no write); 0 otherwise.
         retry_in: For a rejection: seconds until a trial may be admitted (0.0 while a
             trial is already running).
         token: For a trial: the lease's token, to be handed back with its outcome.
