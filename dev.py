@@ -27,7 +27,7 @@ PYPROJECT = ROOT / "pyproject.toml"
 
 #: Which extras each task installs.
 EXTRAS = {
-    "demo": "cli",
+    "demo": "cli,prometheus",
     "test": "test",
     "docs": "docs",
     "bench": "test,bench",

@@ -50,6 +50,17 @@ def _version() -> str:
     return str(resilient_scan.__version__)
 
 
+def _port(text: str) -> int:
+    """A TCP port number for ``--metrics`` (0: any free port)."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:  # noqa: PLR2004 - the TCP port range
+        raise argparse.ArgumentTypeError(f"must be a port number from 0 to 65535, got {text!r}")
+    return port
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
@@ -71,6 +82,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--quick", action="store_true", help="shorter latencies and limits (about 3 s)"
+    )
+    demo.add_argument(
+        "--metrics",
+        metavar="PORT",
+        type=_port,
+        help="serve Prometheus metrics on http://127.0.0.1:PORT/metrics while the demo runs"
+        " (needs the prometheus extra)",
     )
     demo.add_argument(
         "--html",
@@ -95,6 +113,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--output", metavar="FILE", help="also write the report as JSON to FILE")
     run.add_argument(
         "--html", metavar="FILE", help="also write the report as a self-contained HTML page"
+    )
+    run.add_argument(
+        "--metrics",
+        metavar="PORT",
+        type=_port,
+        help="serve Prometheus metrics on http://127.0.0.1:PORT/metrics while the scanners run",
     )
     run.add_argument(
         "--traceback",

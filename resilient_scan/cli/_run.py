@@ -21,6 +21,7 @@ from ._file import (
     load_state,
     read_config,
 )
+from ._metrics import serving_metrics
 from ._output import Output, Style, candidate_lines, result_table, traceback_lines
 from ._progress import Presenter
 from ._session import json_logs, presented, stdout_to
@@ -88,7 +89,7 @@ def run_command(args: argparse.Namespace, *, stdout: TextIO, stderr: TextIO) -> 
             except CliError as exc:
                 raise CliError(f"{path}: {exc}") from None
             showing = json_logs(stderr) if args.json else presented(out, Presenter(out))
-            with showing:
+            with serving_metrics(args.metrics, stderr), showing:
                 try:
                     report = executor.run(scanners, state)
                 except ConfigError as exc:  # raised before anything runs: duplicate names

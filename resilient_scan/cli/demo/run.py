@@ -12,6 +12,7 @@ really happened.
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -25,6 +26,7 @@ from resilient_scan._events import AbandonedCallFinished, BreakerStateChanged, E
 from resilient_scan._executor import ScanExecutor
 from resilient_scan._jsonsafe import dumps
 from resilient_scan._report import ScanReport
+from resilient_scan.cli._metrics import serving_metrics
 from resilient_scan.cli._output import Output, candidate_lines, result_table
 from resilient_scan.cli._progress import Presenter
 from resilient_scan.cli._run import check_writable, write_file
@@ -113,7 +115,8 @@ def demo_command(args: argparse.Namespace, *, stdout: TextIO) -> int:
     """
     settings = DemoSettings.quick() if args.quick else DemoSettings()
     page = args.html if args.html is not None else (None if args.json else str(DEFAULT_PAGE))
-    run_demo(settings, json_output=args.json, out=stdout, page=page)
+    with serving_metrics(args.metrics, sys.stderr):
+        run_demo(settings, json_output=args.json, out=stdout, page=page)
     return 0
 
 
@@ -130,8 +133,6 @@ def run_demo(
     JSON summary line with *json_output*; writes run 1's report page to *page*. Logging
     and hooks are set up for the demo's duration and restored afterwards.
     """
-    import sys  # noqa: PLC0415 - the stream is looked up when the demo runs
-
     settings = settings or DemoSettings()
     output = Output(out if out is not None else sys.stdout)
     page_file = check_writable(None if page is None else str(page), "report page")
