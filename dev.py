@@ -109,22 +109,33 @@ def bench(args: list[str]) -> int:
     return _run(python, "benchmarks/run.py", *args)
 
 
+#: The extras whose minimum versions `test-minimum` pins too (the library's integrations; the
+#: tools that only run the tests, benchmarks and docs are taken as they come).
+LIBRARY_EXTRAS = ("cli", "redis", "dask", "prometheus", "opentelemetry")
+
+
 def _minimum_pins() -> list[str]:
-    """``name==X`` for every ``name>=X`` the project declares (its runtime dependencies)."""
-    text = PYPROJECT.read_text(encoding="utf-8")
-    block = text.split("dependencies = [", 1)[1].split("]", 1)[0]
+    """``name==X`` for every ``name>=X`` of the dependencies and the library's extras."""
+    import tomllib  # noqa: PLC0415 - Python 3.11+; on 3.10 the task needs `pip install tomli`
+
+    project = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]
+    requirements = list(project["dependencies"])
+    for extra in LIBRARY_EXTRAS:
+        requirements += project["optional-dependencies"][extra]
+    # The SDK the tests use must match the API's minimum.
+    requirements += [r for r in project["optional-dependencies"]["test"] if "-sdk" in r]
     pins = []
-    for requirement in re.findall(r'"([^"]+)"', block):
+    for requirement in requirements:
         if ";" in requirement:  # environment markers: only for other Python versions
             continue
-        match = re.fullmatch(r"([A-Za-z0-9_.\-\[\]]+)>=([^,]+)", requirement)
+        match = re.fullmatch(r"([A-Za-z0-9_.\-]+)(\[[^\]]*\])?>=([^,]+)", requirement)
         if match:
-            pins.append(f"{match[1]}=={match[2]}")
+            pins.append(f"{match[1]}{match[2] or ''}=={match[3]}")
     return pins
 
 
 def test_minimum(args: list[str]) -> int:
-    """Run the tests against the lowest versions of the runtime dependencies it declares."""
+    """Run the tests against the lowest versions of every dependency the project declares."""
     pins = _minimum_pins()
     env = ROOT / ".venv-minimum"
     python = _ensure_env(env, ["-e", ".[test]", *pins], stamp_extra="minimum")

@@ -78,11 +78,22 @@ class Flaky:
 
 @contextmanager
 def capture_with_contextvars() -> Iterator[list[EventDict]]:
-    """`structlog.testing.capture_logs` with bound contextvars merged into each event."""
-    with structlog.testing.capture_logs(
-        processors=[structlog.contextvars.merge_contextvars]
-    ) as logs:
-        yield logs
+    """`structlog.testing.capture_logs` with bound contextvars merged into each event.
+
+    (``capture_logs(processors=...)`` does this from structlog 25.5 on; the project supports
+    older versions, so the processors are swapped in place here.)
+    """
+    capture = structlog.testing.LogCapture()
+    processors = structlog.get_config()["processors"]
+    saved = list(processors)
+    # As capture_logs does: the same list, edited in place, so loggers bound before see it.
+    processors[:] = [structlog.contextvars.merge_contextvars, capture]
+    structlog.configure(processors=processors)
+    try:
+        yield capture.entries
+    finally:
+        processors[:] = saved
+        structlog.configure(processors=processors)
 
 
 def events_named(events: list[EventDict], name: str, **fields: Any) -> list[EventDict]:

@@ -9,17 +9,16 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
-import structlog
 from structlog.typing import EventDict
 
 import resilient_scan as rs
 from tests.executor.support import MARGIN, Found, Gauge
-from tests.helpers import Calls
+from tests.helpers import Calls, capture_with_contextvars
 
 
 def capture() -> Any:
     """Capture events with the context that structlog.contextvars binds merged in."""
-    return structlog.testing.capture_logs(processors=[structlog.contextvars.merge_contextvars])
+    return capture_with_contextvars()
 
 
 def named(events: list[EventDict], name: str, **fields: Any) -> list[EventDict]:

@@ -58,16 +58,20 @@ class Telemetry:
         return found
 
     def points(self, name: str) -> list[Any]:
+        """The data points of metric *name*, from a new collection."""
+        return self.collect().get(name, [])
+
+    def collect(self) -> dict[str, list[Any]]:
+        """Every metric's data points from one collection (older SDKs report a histogram
+        that did not change since the last collection with no points at all)."""
         data = self.metrics.get_metrics_data()
         assert data is not None
-        return [
-            point
-            for resource in data.resource_metrics
-            for scope in resource.scope_metrics
-            for metric in scope.metrics
-            if metric.name == name
-            for point in metric.data.data_points
-        ]
+        points: dict[str, list[Any]] = {}
+        for resource in data.resource_metrics:
+            for scope in resource.scope_metrics:
+                for metric in scope.metrics:
+                    points.setdefault(metric.name, []).extend(metric.data.data_points)
+        return points
 
 
 @pytest.fixture
@@ -357,16 +361,17 @@ def test_retries_breaker_state_and_scanner_durations(telemetry: Telemetry, clock
     with pytest.raises(ValueError):
         breaker()
     rs.ScanExecutor(max_workers=1).run([lambda state: []])
-    (retries,) = telemetry.points("resilient_scan.retries")
+    collected = telemetry.collect()
+    (retries,) = collected["resilient_scan.retries"]
     assert retries.value == 2
     assert retries.attributes["error.type"] == "ValueError"
     states = {
         point.attributes["state"]: point.value
-        for point in telemetry.points("resilient_scan.breaker.state")
+        for point in collected["resilient_scan.breaker.state"]
         if point.attributes["breaker"] == "quotes-api"
     }
     assert states == {"closed": 0, "half-open": 0, "open": 1}
-    (duration,) = telemetry.points("resilient_scan.scanner.duration")
+    (duration,) = collected["resilient_scan.scanner.duration"]
     assert duration.count == 1
     assert duration.attributes == {"scanner": "<lambda>", "status": "ok"}
     (abandoned,) = telemetry.points("resilient_scan.abandoned_threads")
