@@ -116,8 +116,13 @@ LIBRARY_EXTRAS = ("cli", "redis", "dask", "prometheus", "opentelemetry")
 
 def _minimum_pins() -> list[str]:
     """``name==X`` for every ``name>=X`` of the dependencies and the library's extras."""
-    import tomllib  # noqa: PLC0415 - Python 3.11+; on 3.10 the task needs `pip install tomli`
-
+    try:
+        import tomllib  # noqa: PLC0415 - only this task reads the file's tables
+    except ModuleNotFoundError:  # Python 3.10
+        try:
+            import tomli as tomllib  # noqa: PLC0415
+        except ModuleNotFoundError:
+            sys.exit("dev.py test-minimum: on Python 3.10 it needs tomli: pip install tomli")
     project = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]
     requirements = list(project["dependencies"])
     for extra in LIBRARY_EXTRAS:
