@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from typing import Any
 
 import pytest
 
 import resilient_scan as rs
+from tests.helpers import Calls
 
 Found = list[dict[str, Any]]
-
-
-class Counter:
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.value = 0
-
-    def bump(self) -> None:
-        with self._lock:
-            self.value += 1
 
 
 def run_one(item: Any, **executor: Any) -> rs.ScanResult:
@@ -65,7 +55,7 @@ def test_the_bare_scanner_decorator():
 
 
 def test_scanner_enabled_false_is_skipped():
-    calls = Counter()
+    calls = Calls()
 
     @rs.scanner(name="off", enabled=False)
     def off(state: Mapping[str, Any]) -> Found:
@@ -73,16 +63,16 @@ def test_scanner_enabled_false_is_skipped():
         return []
 
     assert run_one(off).status == "skipped"
-    assert calls.value == 0
+    assert calls.count == 0
 
 
 def test_scanner_above_resilient():
-    failures = Counter()
+    failures = Calls()
 
     @rs.scanner(name="above", pipeline="news")
     @rs.resilient(retry={"attempts": 3, "backoff": 0.01, "on": ConnectionError}, timeout=5.0)
     def fetch(state: Mapping[str, Any]) -> Found:
-        if failures.value == 0:
+        if failures.count == 0:
             failures.bump()
             raise ConnectionError("reset")
         return [{"ticker": "NEWS"}]
@@ -96,12 +86,12 @@ def test_scanner_above_resilient():
 
 
 def test_scanner_below_resilient():
-    failures = Counter()
+    failures = Calls()
 
     @rs.resilient(retry={"attempts": 3, "backoff": 0.01, "on": ConnectionError}, timeout=5.0)
     @rs.scanner(name="below", pipeline="news")
     def fetch(state: Mapping[str, Any]) -> Found:
-        if failures.value == 0:
+        if failures.count == 0:
             failures.bump()
             raise ConnectionError("reset")
         return [{"ticker": "NEWS"}]
@@ -114,7 +104,7 @@ def test_scanner_below_resilient():
 
 
 def test_scanner_below_resilient_keeps_enabled_false():
-    calls = Counter()
+    calls = Calls()
 
     @rs.resilient(timeout=5.0)
     @rs.scanner(name="off_below", enabled=False)
@@ -123,7 +113,7 @@ def test_scanner_below_resilient_keeps_enabled_false():
         return []
 
     assert run_one(fetch).status == "skipped"
-    assert calls.value == 0
+    assert calls.count == 0
 
 
 def test_an_object_with_a_name_and_a_scan_method():
@@ -216,7 +206,7 @@ def test_things_that_are_not_scanners_are_rejected(item: object):
 
 
 def test_two_scanners_with_one_name_are_rejected_before_anything_runs():
-    calls = Counter()
+    calls = Calls()
 
     @rs.scanner(name="movers")
     def first(state: Mapping[str, Any]) -> Found:
@@ -234,11 +224,11 @@ def test_two_scanners_with_one_name_are_rejected_before_anything_runs():
 
     with pytest.raises(rs.ConfigError, match="movers"):
         rs.ScanExecutor().run([before, first, second], {})
-    assert calls.value == 0
+    assert calls.count == 0
 
 
 def test_a_function_and_an_object_with_one_name_clash():
-    calls = Counter()
+    calls = Calls()
 
     def news(state: Mapping[str, Any]) -> Found:
         calls.bump()
@@ -253,7 +243,7 @@ def test_a_function_and_an_object_with_one_name_clash():
 
     with pytest.raises(rs.ConfigError, match="news"):
         rs.ScanExecutor(concurrent=False).run([news, News()], {})
-    assert calls.value == 0
+    assert calls.count == 0
 
 
 def test_the_same_scanner_twice_in_one_run_is_rejected():
@@ -391,7 +381,7 @@ def test_registering_something_that_is_not_a_scanner_is_rejected():
 
 
 def test_a_registered_scanner_class_is_built_only_when_enabled():
-    built = Counter()
+    built = Calls()
     registry = rs.ScannerRegistry()
 
     @registry.register

@@ -12,38 +12,27 @@ import pytest
 import resilient_scan as rs
 from resilient_scan._storage import MISSING
 from resilient_scan.testing import FakeClock
+from tests.helpers import Calls
 
 THREADS = 16
 
 
-class Counter:
-    """Counts calls of the function under test, per argument."""
-
-    def __init__(self) -> None:
-        self.calls: list[object] = []
-        self._lock = threading.Lock()
-
-    def add(self, argument: object) -> None:
-        with self._lock:
-            self.calls.append(argument)
-
-
 def test_a_second_call_with_the_same_arguments_is_a_hit(clock: FakeClock):
-    counter = Counter()
+    counter = Calls()
 
     @rs.ttl_cache(ttl=60, clock=clock)
     def quote(symbol: str) -> str:
         counter.add(symbol)
-        return f"{symbol}:{len(counter.calls)}"
+        return f"{symbol}:{len(counter.items)}"
 
     assert quote("AAPL") == "AAPL:1"
     assert quote("AAPL") == "AAPL:1"
     assert quote("MSFT") == "MSFT:2"
-    assert counter.calls == ["AAPL", "MSFT"]
+    assert counter.items == ["AAPL", "MSFT"]
 
 
 def test_a_none_result_is_cached_like_any_other_success(clock: FakeClock):
-    counter = Counter()
+    counter = Calls()
 
     @rs.ttl_cache(ttl=60, clock=clock)
     def nothing() -> None:
@@ -51,16 +40,16 @@ def test_a_none_result_is_cached_like_any_other_success(clock: FakeClock):
 
     nothing()
     nothing()
-    assert len(counter.calls) == 1
+    assert len(counter.items) == 1
 
 
 def test_an_entry_expires_after_its_ttl(clock: FakeClock):
-    counter = Counter()
+    counter = Calls()
 
     @rs.ttl_cache(ttl=10, clock=clock)
     def quote(symbol: str) -> int:
         counter.add(symbol)
-        return len(counter.calls)
+        return len(counter.items)
 
     assert quote("AAPL") == 1
     clock.advance(9.5)
@@ -87,15 +76,15 @@ def test_exceptions_are_never_cached(clock: FakeClock):
 
 
 def test_concurrent_misses_on_one_key_run_the_body_once_and_share_its_value():
-    counter = Counter()
-    arrived = Counter()
+    counter = Calls()
+    arrived = Calls()
     all_arrived = threading.Event()
     start_together = threading.Barrier(THREADS)
 
     def key(symbol: str) -> Hashable:
         # Each caller builds its key before it looks the key up.
         arrived.add(symbol)
-        if len(arrived.calls) == THREADS:
+        if len(arrived.items) == THREADS:
             all_arrived.set()
         return symbol
 
@@ -114,20 +103,20 @@ def test_concurrent_misses_on_one_key_run_the_body_once_and_share_its_value():
         values = list(pool.map(call, range(THREADS)))
 
     assert values == ["AAPL-quote"] * THREADS
-    assert counter.calls == ["AAPL"]
+    assert counter.items == ["AAPL"]
     info = quote.cache_info()
     assert (info.hits, info.misses) == (THREADS - 1, 1)
 
 
 def test_when_the_one_call_fails_every_waiting_caller_gets_its_exception():
-    counter = Counter()
-    arrived = Counter()
+    counter = Calls()
+    arrived = Calls()
     all_arrived = threading.Event()
     start_together = threading.Barrier(THREADS)
 
     def key(symbol: str) -> Hashable:
         arrived.add(symbol)
-        if len(arrived.calls) == THREADS:
+        if len(arrived.items) == THREADS:
             all_arrived.set()
         return symbol
 
@@ -149,7 +138,7 @@ def test_when_the_one_call_fails_every_waiting_caller_gets_its_exception():
         outcomes = list(pool.map(call, range(THREADS)))
 
     assert all(isinstance(outcome, ConnectionError) for outcome in outcomes)
-    assert counter.calls == ["AAPL"]
+    assert counter.items == ["AAPL"]
 
 
 def test_cache_info_counts_hits_misses_and_size(clock: FakeClock):
@@ -166,7 +155,7 @@ def test_cache_info_counts_hits_misses_and_size(clock: FakeClock):
 
 
 def test_cache_clear_drops_entries_and_resets_the_counters(clock: FakeClock):
-    counter = Counter()
+    counter = Calls()
 
     @rs.ttl_cache(ttl=60, clock=clock)
     def double(x: int) -> int:
@@ -179,11 +168,11 @@ def test_cache_clear_drops_entries_and_resets_the_counters(clock: FakeClock):
     info = double.cache_info()
     assert (info.hits, info.misses, info.currsize) == (0, 0, 0)
     double(1)
-    assert counter.calls == [1, 1]
+    assert counter.items == [1, 1]
 
 
 def test_the_key_hook_decides_which_calls_share_an_entry(clock: FakeClock):
-    counter = Counter()
+    counter = Calls()
 
     def by_symbol(symbol: str, *, request_id: str) -> Hashable:
         return symbol.upper()
@@ -195,7 +184,7 @@ def test_the_key_hook_decides_which_calls_share_an_entry(clock: FakeClock):
 
     assert quote("aapl", request_id="r1") == "AAPL via r1"
     assert quote("AAPL", request_id="r2") == "AAPL via r1"
-    assert counter.calls == ["r1"]
+    assert counter.items == ["r1"]
 
 
 def test_an_unhashable_argument_raises_a_type_error_that_says_to_pass_key(clock: FakeClock):
@@ -208,7 +197,7 @@ def test_an_unhashable_argument_raises_a_type_error_that_says_to_pass_key(clock:
 
 
 def test_maxsize_evicts_the_least_recently_used_entry(clock: FakeClock):
-    counter = Counter()
+    counter = Calls()
 
     @rs.ttl_cache(ttl=60, maxsize=2, clock=clock)
     def double(x: int) -> int:
@@ -221,9 +210,9 @@ def test_maxsize_evicts_the_least_recently_used_entry(clock: FakeClock):
     double(3)  # evicts 2
     assert double.cache_info().currsize == 2
     double(1)
-    assert counter.calls == [1, 2, 3]
+    assert counter.items == [1, 2, 3]
     double(2)
-    assert counter.calls == [1, 2, 3, 2]
+    assert counter.items == [1, 2, 3, 2]
 
 
 class DictStore:
