@@ -111,7 +111,7 @@ def validate_candidate(candidate: object, scanner: str) -> dict[str, Any] | None
     Valid: a dict whose ``ticker`` matches ``^[A-Z]{1,5}$`` and whose ``source``,
     ``context`` and ``priority`` are strings. Nothing is repaired: an invalid candidate is
     dropped (and counted on its scanner's result). Pass it as the executor's
-    ``normalize=`` to get the seed's behaviour::
+    ``normalize=`` to get the seed's behaviour:
 
         rs.ScanExecutor.from_config(config, normalize=rs.discovery.validate_candidate)
     """

@@ -4,7 +4,7 @@ Every policy and the executor report what happens as small frozen event objects
 (`RetryScheduled`, `BreakerStateChanged`, `ScannerFinished`, ...). Hooks receive them: a
 hook is any callable that takes an event. By default one hook, `LogHook`, logs each event
 through structlog if the application configured structlog, else through the standard
-library's logger ``resilient_scan``. Replace or extend the hooks::
+library's logger ``resilient_scan``. Replace or extend the hooks:
 
     from resilient_scan import instrumentation
     from resilient_scan.prometheus import PrometheusHook

@@ -1,7 +1,5 @@
 """OpenTelemetry traces and metrics for resilient_scan (extra ``opentelemetry``).
 
-::
-
     from resilient_scan import instrumentation
     from resilient_scan.opentelemetry import OpenTelemetryHook
 

@@ -1,7 +1,5 @@
 """Prometheus metrics for resilient_scan: a hook, and an endpoint to scrape (extra ``prometheus``).
 
-::
-
     from resilient_scan import instrumentation
     from resilient_scan.prometheus import PrometheusHook, start_metrics_server
 

@@ -2,7 +2,7 @@
 
 Pass a Redis URL or a ``redis.Redis`` client as ``storage=`` to `circuit_breaker`,
 `ttl_cache` or `rate_limit` (it is wrapped in a `RedisBackend`), or build one backend with
-your options and pass it to every policy::
+your options and pass it to every policy:
 
     shared = RedisBackend("redis://127.0.0.1:6379/0", namespace="scanners")
 

@@ -100,7 +100,7 @@ class CapturedEvents(list[Event]):
 def capture_events(*kinds: type[Event]) -> Iterator[CapturedEvents]:
     """Capture the typed events emitted (in any thread) while the block runs.
 
-    With *kinds*, only events of those classes. The other hooks keep working meanwhile::
+    With *kinds*, only events of those classes. The other hooks keep working meanwhile:
 
         with capture_events(RetryScheduled) as events:
             fetch()
