@@ -33,8 +33,8 @@ class _Missing:
         return False
 
 
-#: What `CacheStore.get` returns for a key that has no live entry.
 MISSING: Final[Any] = _Missing()
+"""What `CacheStore.get` returns for a key that has no live entry."""
 
 BreakerState = Literal["closed", "open", "half-open"]
 CLOSED: Final = "closed"

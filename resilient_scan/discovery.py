@@ -43,13 +43,13 @@ __all__ = [
     "validate_candidate",
 ]
 
-#: Priorities from best to worst.
 PRIORITIES: Final = ("critical", "high", "medium", "low", "unknown")
+"""Priorities from best to worst."""
 _RANK: Final = {name: rank for rank, name in enumerate(PRIORITIES)}
 _UNKNOWN_RANK: Final = _RANK["unknown"]
 
-#: The seed system's ticker format, checked by `validate_candidate`.
 TICKER_PATTERN: Final = re.compile(r"[A-Z]{1,5}")
+"""The seed system's ticker format, checked by `validate_candidate`."""
 _REQUIRED: Final = ("ticker", "source", "context", "priority")
 
 
@@ -216,11 +216,11 @@ class ToolLogs:
         return kept
 
 
-#: The default tool-log hook: ``state["tool_logs"]``.
 TOOL_LOGS: Final = ToolLogs()
+"""The default tool-log hook: ``state["tool_logs"]``."""
 
-#: The keys of a ``discovery`` table this library reads (others belong to the application).
 DISCOVERY_KEYS: Final = ("scanner_execution", "scanners", "pipelines")
+"""The keys of a ``discovery`` table this library reads (others belong to the application)."""
 #: The keys of a ``scanner_execution`` table.
 EXECUTION_KEYS: Final = (
     "concurrent",

@@ -37,7 +37,15 @@ REFERENCE = DOCS / "reference"
 README = ROOT / "README.md"
 
 #: The modules whose names are public API besides the package's own ``__all__``.
-PUBLIC_MODULES = ("instrumentation", "testing", "discovery", "prometheus", "opentelemetry", "redis")
+PUBLIC_MODULES = (
+    "instrumentation",
+    "testing",
+    "discovery",
+    "storage",
+    "prometheus",
+    "opentelemetry",
+    "redis",
+)
 
 FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 ATX_HEADING = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$")
