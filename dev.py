@@ -58,7 +58,8 @@ def _ensure_env(env: Path, requirements: list[str], stamp_extra: str = "") -> Pa
     if not python.exists():
         print(f"Creating {env.name} ...", flush=True)
         venv.EnvBuilder(with_pip=True, clear=env.exists()).create(env)
-    pip = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    # Errors only: a clean terminal for the task itself (pip still fails loudly).
+    pip = [python, "-m", "pip", "install", "-qq", "--disable-pip-version-check"]
     if _run(*pip, *requirements) != 0:
         sys.exit("dev.py: installing the requirements failed (see above)")
     stamp.write_text(digest.hexdigest())
