@@ -28,8 +28,9 @@ import operator
 import os
 import pickle
 import socket
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Final, NamedTuple
 
 import cloudpickle  # type: ignore[import-untyped]  # (no stubs; a dependency of distributed)
@@ -239,6 +240,9 @@ class ShareSettings:
             the share when it starts (it runs), or the driver when it gives up on the share
             (it never runs, and its scanners are ``"cancelled"``). The scheduler orders the
             two, so a share the driver reports as never started never starts.
+        context: What the application bound with ``structlog.contextvars`` on the driver
+            (what pickles of it), bound again around the share: events inside its
+            scanners carry it, as they would on the driver's threads.
     """
 
     concurrent: bool
@@ -250,6 +254,7 @@ class ShareSettings:
     deadline_why: str
     version: str
     token: str | None
+    context: Mapping[str, Any] = field(default_factory=dict)
 
 
 class SentResult(NamedTuple):
@@ -318,10 +323,10 @@ def dumps_back(value: object) -> bytes:
 
 
 #: The fields of a `PlannedScanner`, of a `ScanResult` and of a `CallStats`, in order.
-_PLANNED_FIELDS: Final = tuple(field.name for field in fields(PlannedScanner))
-_FIELDS: Final = tuple(field.name for field in fields(ScanResult))
+_PLANNED_FIELDS: Final = tuple(f.name for f in fields(PlannedScanner))
+_FIELDS: Final = tuple(f.name for f in fields(ScanResult))
 _RESULT_GETTER: Final = operator.attrgetter(*_FIELDS)
-_CALLS_GETTER: Final = operator.attrgetter(*(field.name for field in fields(CallStats)))
+_CALLS_GETTER: Final = operator.attrgetter(*(f.name for f in fields(CallStats)))
 _STATUS, _EXCEPTION, _CALLS, _TIMELINE = (
     _FIELDS.index(name) for name in ("status", "exception", "calls", "timeline")
 )
@@ -404,7 +409,8 @@ def _run_share(
         plan.append(planned)
         indexes.append(scanner.position)
     if plan:
-        results, abandoned = _run(plan, shared_state, job_options, settings, deadline)
+        with _bound(settings.context):
+            results, abandoned = _run(plan, shared_state, job_options, settings, deadline)
         sent.extend(encode(indexes[i], result) for i, result in enumerate(results))
         return ShareOutcome(tuple(sent), abandoned, worker)
     return ShareOutcome(tuple(sent), 0, worker)
@@ -421,6 +427,44 @@ def installed_version() -> str:
 
         version = extras["dask.version"] = str(resilient_scan.__version__)
     return str(version)
+
+
+def bound_context() -> dict[str, Any]:
+    """What the application bound with ``structlog.contextvars`` here, that can travel."""
+    structlog = sys.modules.get("structlog")
+    if structlog is None:  # not imported: nothing can be bound
+        return {}
+    try:
+        bound = dict(structlog.contextvars.get_contextvars())
+    except Exception:
+        return {}
+    bound.pop("scanner", None)  # bound per scanner, there as here
+    bound.pop("pipeline", None)
+    try:
+        dumps_back(bound)
+    except Exception:
+        return {key: value for key, value in bound.items() if _pickles(value)}
+    return bound
+
+
+def _pickles(value: object) -> bool:
+    try:
+        dumps_back(value)
+    except Exception:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def _bound(context: Mapping[str, Any]) -> Iterator[None]:
+    """Bind *context* with ``structlog.contextvars`` for the block (Dask reuses threads)."""
+    if not context:
+        yield
+        return
+    import structlog  # noqa: PLC0415 - only when the driver's application bound something
+
+    with structlog.contextvars.bound_contextvars(**context):
+        yield
 
 
 def take_token(queue: Any) -> bool:
@@ -625,6 +669,7 @@ __all__ = [
     "SentScanner",
     "ShareOutcome",
     "ShareSettings",
+    "bound_context",
     "decode",
     "dumps",
     "dumps_back",

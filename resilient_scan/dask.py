@@ -50,6 +50,7 @@ from ._dask_share import (
     RemoteScanError,
     ShareOutcome,
     ShareSettings,
+    bound_context,
     decode,
     dumps,
     installed_version,
@@ -281,6 +282,7 @@ class _DaskRun:
             state = client.scatter(self.state, hash=False)
         options_payload = dumps(options)  # checked by prepare: its parts are the executor's
         version = installed_version()
+        context = bound_context()
 
         def submit(number: int, share: _Share) -> _Future:
             key = f"resilient_scan_share-{options.run_id}-{number}-{uuid.uuid4().hex[:8]}"
@@ -299,6 +301,7 @@ class _DaskRun:
                 deadline_why=deadline_why,
                 version=version,
                 token=token,
+                context=context,
             )
             placement: dict[str, Any] = {}
             if share.address is not None:

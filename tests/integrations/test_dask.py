@@ -21,6 +21,7 @@ from typing import Any
 
 import distributed
 import pytest
+import structlog
 
 import resilient_scan as rs
 from resilient_scan.dask import DaskBackend, RemoteScanError
@@ -77,7 +78,8 @@ def on_dask(client: distributed.Client, **settings: Any) -> rs.ScanExecutor:
 
 @rs.scanner(pipeline="momentum")
 def momentum(state: Any) -> list[Any]:
-    state["tool_logs"].append({"scanner": "momentum", "pid": os.getpid()})
+    job = structlog.contextvars.get_contextvars().get("job")
+    state["tool_logs"].append({"scanner": "momentum", "pid": os.getpid(), "job": job})
     return [
         {"ticker": " aapl ", "priority": "high", "context": "breakout"},
         {"ticker": "msft"},
@@ -274,9 +276,10 @@ def test_same_report_statuses_merge_and_logs_as_on_threads(dask_client, events: 
     }
     state = {"tool_logs": [{"scanner": "before"}], "market": "US"}
 
-    here = rs.ScanExecutor(**settings).run(scanners, state)
-    events.clear()
-    there = on_dask(dask_client, **settings).run(scanners, state)
+    with structlog.contextvars.bound_contextvars(job="nightly"):
+        here = rs.ScanExecutor(**settings).run(scanners, state)
+        events.clear()
+        there = on_dask(dask_client, **settings).run(scanners, state)
 
     assert comparable(there) == comparable(here)
     assert there.candidates == here.candidates
@@ -295,6 +298,8 @@ def test_same_report_statuses_merge_and_logs_as_on_threads(dask_client, events: 
     pids = {entry["pid"] for entry in there.tool_logs}
     assert len(pids) == WORKERS
     assert os.getpid() not in pids
+    # What the application bound on the driver is bound around its scanners there too.
+    assert there.result("momentum").tool_logs[0]["job"] == "nightly"
     # The statistics came back with the results.
     flow = there.result("options_flow")
     assert (flow.calls.calls, flow.calls.retries, flow.attempts) == (1, 2, 3)
