@@ -259,9 +259,12 @@ class _DaskRun:
                 pending[future.key] = (future, share)
                 future.add_done_callback(arrived.put)
             self._collect(arrived, pending, deadline)
-        finally:
-            if pending:  # given up on (past deadline + grace), or interrupted
+            if pending:  # past the deadline and the grace
                 self._give_up(pending, tokens, deadline_limit, deadline_why, sent_at)
+        finally:
+            if pending:  # interrupted: nothing will wait for these any more
+                with contextlib.suppress(Exception):
+                    self.backend.client.cancel([future for future, _ in pending.values()])
             for token in tokens.values():
                 with contextlib.suppress(Exception):
                     token.close()
@@ -355,8 +358,8 @@ class _DaskRun:
                 planned = by_index.pop(sent.position, None)
                 if planned is not None:
                     self._settle(decode(sent, planned), planned)
-            missing = RuntimeError(f"no result came back from the worker {outcome.worker}")
             for planned in by_index.values():  # a bug, not an outcome: say so per scanner
+                missing = RuntimeError(f"no result came back from the worker {outcome.worker}")
                 result = planned.unstarted(ScanStatus.ERROR, TASK_FAILED_REASON, error=missing)
                 self._settle(result, planned)
             return
