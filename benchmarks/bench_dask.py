@@ -7,8 +7,8 @@ Target: the wall time of ``ScanExecutor(max_workers=64, backend=DaskBackend(clie
 rounds, with three context variants:
 
 - the strongest hand-rolled peer: one Dask task per worker, each running its half of the
-  scanners on a ``ThreadPoolExecutor(32)`` and returning their candidates (no timeouts, no
-  statuses, no merge, no events);
+  scanners on a ``ThreadPoolExecutor(32)`` kept by the worker process, and returning their
+  candidates (no timeouts, no statuses, no merge, no events);
 - the naive Dask way: one task per scanner (``client.map`` + ``gather``);
 - the executor on this process's threads (64), no cluster.
 
@@ -68,10 +68,19 @@ def scanners() -> list[SleepScanner]:
 # -- the variants --------------------------------------------------------------------------
 
 
+_POOLS: dict[int, cf.ThreadPoolExecutor] = {}
+
+
+def _scan_one(scanner: SleepScanner) -> list[dict[str, Any]]:
+    return scanner.scan({})
+
+
 def _scan_half(half: list[SleepScanner], threads: int) -> list[dict[str, Any]]:
-    """On a worker: the half's scanners on a thread pool, their candidates in order."""
-    with cf.ThreadPoolExecutor(threads) as pool:
-        return [found for batch in pool.map(lambda s: s.scan({}), half) for found in batch]
+    """On a worker: the half's scanners on the worker's thread pool, their candidates."""
+    pool = _POOLS.get(threads)
+    if pool is None:  # one pool per worker process, kept: no thread start-up per run
+        pool = _POOLS[threads] = cf.ThreadPoolExecutor(threads)
+    return [found for batch in pool.map(_scan_one, half) for found in batch]
 
 
 def hand_rolled(client: distributed.Client, jobs: list[SleepScanner]) -> int:
@@ -82,10 +91,6 @@ def hand_rolled(client: distributed.Client, jobs: list[SleepScanner]) -> int:
         for i, address in enumerate(addresses)
     ]
     return sum(len(found) for found in client.gather(futures))
-
-
-def _scan_one(scanner: SleepScanner) -> list[dict[str, Any]]:
-    return scanner.scan({})
 
 
 def task_per_scanner(client: distributed.Client, jobs: list[SleepScanner]) -> int:

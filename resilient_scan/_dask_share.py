@@ -327,6 +327,7 @@ _PLANNED_FIELDS: Final = tuple(f.name for f in fields(PlannedScanner))
 _FIELDS: Final = tuple(f.name for f in fields(ScanResult))
 _RESULT_GETTER: Final = operator.attrgetter(*_FIELDS)
 _CALLS_GETTER: Final = operator.attrgetter(*(f.name for f in fields(CallStats)))
+_STATUSES: Final = {status.value: status for status in ScanStatus}
 _STATUS, _EXCEPTION, _CALLS, _TIMELINE = (
     _FIELDS.index(name) for name in ("status", "exception", "calls", "timeline")
 )
@@ -352,7 +353,7 @@ def result_from(data: Sequence[Any]) -> ScanResult:
     if len(data) != len(_FIELDS):
         raise ValueError(f"a result of {len(_FIELDS)} fields expected, got {len(data)}")
     values = list(data)
-    values[_STATUS] = ScanStatus(values[_STATUS])
+    values[_STATUS] = _STATUSES[values[_STATUS]]
     calls = values[_CALLS]
     values[_CALLS] = NO_CALLS if calls is None else CallStats(*calls)
     if values[_TIMELINE]:

@@ -79,7 +79,8 @@ def on_dask(client: distributed.Client, **settings: Any) -> rs.ScanExecutor:
 @rs.scanner(pipeline="momentum")
 def momentum(state: Any) -> list[Any]:
     job = structlog.contextvars.get_contextvars().get("job")
-    state["tool_logs"].append({"scanner": "momentum", "pid": os.getpid(), "job": job})
+    blob = len(state.get("blob", ""))
+    state["tool_logs"].append({"scanner": "momentum", "pid": os.getpid(), "job": job, "blob": blob})
     return [
         {"ticker": " aapl ", "priority": "high", "context": "breakout"},
         {"ticker": "msft"},
@@ -274,7 +275,8 @@ def test_same_report_statuses_merge_and_logs_as_on_threads(dask_client, events: 
         "timeout_seconds": 5.0,
         "scanners": {"switched_off": {"enabled": False}},
     }
-    state = {"tool_logs": [{"scanner": "before"}], "market": "US"}
+    # A state past 1 MiB: scattered to the cluster once rather than sent with each share.
+    state = {"tool_logs": [{"scanner": "before"}], "market": "US", "blob": "x" * (2 << 20)}
 
     with structlog.contextvars.bound_contextvars(job="nightly"):
         here = rs.ScanExecutor(**settings).run(scanners, state)
@@ -300,6 +302,7 @@ def test_same_report_statuses_merge_and_logs_as_on_threads(dask_client, events: 
     assert os.getpid() not in pids
     # What the application bound on the driver is bound around its scanners there too.
     assert there.result("momentum").tool_logs[0]["job"] == "nightly"
+    assert there.result("momentum").tool_logs[0]["blob"] == 2 << 20
     # The statistics came back with the results.
     flow = there.result("options_flow")
     assert (flow.calls.calls, flow.calls.retries, flow.attempts) == (1, 2, 3)
