@@ -302,12 +302,14 @@ class ScanExecutor:
         caller passed it, never another scanner's changes, and the caller's state is never
         changed. A scanner that hangs is marked ``"timeout"`` at its limit and abandoned on
         its daemon thread; the run goes on with a fresh thread. Async scanners run on an
-        event loop of this run (see `arun`), cancelled at their limit.
+        event loop of this run (see `arun`), cancelled at their limit. With a `backend`,
+        the scanners run where it sends them, the same way (`resilient_scan.dask`).
 
         Raises:
             ConfigError: before anything runs, if *scanners* is not an iterable of scanners,
                 a scanner is not a scanner, two share a name, a class cannot be built as it
-                is, or *state* is not a mapping.
+                is, or *state* is not a mapping; or if the backend cannot take the run (see
+                its ``prepare``).
         """
         state = _state(state)
         plan = self.plan(scanners)

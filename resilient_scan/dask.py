@@ -185,6 +185,8 @@ class _Share:
 
 def _split(count: int, weights: Sequence[int]) -> list[list[int]]:
     """Deal *count* items (in order) to shares in proportion to *weights*, interleaved."""
+    if len(set(weights)) <= 1:  # the usual cluster: workers alike, dealt in turn
+        return [list(range(first, count, len(weights))) for first in range(len(weights))]
     shares: list[list[int]] = [[] for _ in weights]
     for item in range(count):
         best = min(range(len(weights)), key=lambda k: (len(shares[k]) + 1) / weights[k])
