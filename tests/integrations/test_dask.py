@@ -385,11 +385,11 @@ def test_a_scanners_limit_counts_from_its_start_on_the_worker(dask_client, relea
 
     assert [r.status for r in report.results] == ["ok", "ok", "timeout"]
     second_left = report.result("nap_2").candidates[0]["left"]
-    assert 0.3 < second_left <= 0.4
+    assert 0.2 < second_left <= 0.4  # counted from the share's start, it would be <= 0.15
     hung = report.result("hung")
     assert hung.abandoned
     assert hung.error == "ScanTimeout: hung timed out after 0.4s (its timeout_seconds)"
-    assert 0.4 <= hung.duration < 0.6
+    assert 0.4 <= hung.duration < 0.8
     assert report.abandoned == 1
     assert took < 0.25 + 0.25 + 0.4 + 0.5
     # Its thread runs on in its worker process, not in a Dask thread: the share is done.
