@@ -130,6 +130,15 @@ def switched_off(state: Any) -> list[Any]:
     return [{"ticker": "ZZZ"}]
 
 
+def tagger(ticker: str) -> Any:
+    """A scanner made by a function: a closure, which travels by value (cloudpickle)."""
+
+    def tagged(state: Any) -> list[Any]:
+        return [{"ticker": ticker, "priority": "medium"}]
+
+    return rs.scanner(name=f"tag_{ticker.lower()}")(tagged)
+
+
 class Napper:
     """Sleeps, then reports how much time its limit left it when it started."""
 
@@ -269,7 +278,7 @@ def scanner_of(entry: Any) -> Any:
 
 
 def test_same_report_statuses_merge_and_logs_as_on_threads(dask_client, events: CapturedEvents):
-    scanners = [momentum, options_flow, news, broken, wrong_type, switched_off]
+    scanners = [momentum, options_flow, news, broken, wrong_type, switched_off, tagger("GOOG")]
     settings: dict[str, Any] = {
         "max_workers": 4,
         "timeout_seconds": 5.0,
@@ -295,6 +304,7 @@ def test_same_report_statuses_merge_and_logs_as_on_threads(dask_client, events: 
         "broken": "error",
         "wrong_type": "error",
         "switched_off": "skipped",
+        "tag_goog": "ok",
     }
     # They ran in the worker processes: both of them, never here.
     pids = {entry["pid"] for entry in there.tool_logs}
