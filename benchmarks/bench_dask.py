@@ -119,6 +119,7 @@ def local_cluster() -> Iterator[distributed.Client]:
             threads_per_worker=THREADS,
             processes=True,
             dashboard_address=None,
+            silence_logs=logging.CRITICAL,  # the workers' complaints while the cluster closes
         ) as cluster,
         distributed.Client(cluster) as client,
     ):

@@ -183,6 +183,13 @@ class _Share:
     planned: list[PlannedScanner]
 
 
+@dataclass(frozen=True)
+class _Failed:
+    """What fetching a share's outcome raised (its task failed, or was cancelled)."""
+
+    error: BaseException
+
+
 def _split(count: int, weights: Sequence[int]) -> list[list[int]]:
     """Deal *count* items (in order) to shares in proportion to *weights*, interleaved."""
     if len(set(weights)) <= 1:  # the usual cluster: workers alike, dealt in turn
@@ -250,7 +257,6 @@ class _DaskRun:
             for share in self.shares:
                 self._cancel_share(share)
             return self._collected(), self.abandoned
-        arrived: queue.SimpleQueue[_Future] = queue.SimpleQueue()
         pending: dict[str, tuple[_Future, _Share]] = {}
         tokens: dict[str, Any] = {}
         sent_at = options.clock.monotonic()
@@ -259,8 +265,7 @@ class _DaskRun:
             for number, share in enumerate(self.shares):
                 future = submit(number, share)
                 pending[future.key] = (future, share)
-                future.add_done_callback(arrived.put)
-            self._collect(arrived, pending, deadline)
+            self._collect(pending, deadline)
             if pending:  # past the deadline and the grace
                 self._give_up(pending, tokens, deadline_limit, deadline_why, sent_at)
         finally:
@@ -326,51 +331,57 @@ class _DaskRun:
         return submit
 
     def _collect(
-        self,
-        arrived: queue.SimpleQueue[_Future],
-        pending: dict[str, tuple[_Future, _Share]],
-        deadline: Deadline | None,
+        self, pending: dict[str, tuple[_Future, _Share]], deadline: Deadline | None
     ) -> None:
         """Take the shares' outcomes until all are in, or deadline + grace passes."""
+        client = self.backend.client
+        arrived: queue.SimpleQueue[tuple[_Future, Any]] = queue.SimpleQueue()
+
+        async def fetch(future: _Future) -> None:
+            # On the client's loop: the outcome is fetched as soon as the task ends, and
+            # whatever happens (the task failed, was cancelled, the fetch broke) is handed
+            # over, so the caller never waits for an outcome that will not come.
+            try:
+                outcome: Any = await client.gather(future, asynchronous=True)
+            except BaseException as exc:
+                outcome = _Failed(exc)
+            arrived.put((future, outcome))
+
+        for future, _ in pending.values():
+            client.loop.add_callback(fetch, future)
         give_up_at = None if deadline is None else deadline.at + self.backend.grace_seconds
-        clock = SYSTEM_CLOCK
         while pending:
-            wait = 3600.0 if give_up_at is None else give_up_at - clock.monotonic()
+            wait = 3600.0 if give_up_at is None else give_up_at - SYSTEM_CLOCK.monotonic()
             if wait <= 0:
                 return
             try:
-                future = arrived.get(timeout=min(wait, 3600.0))
+                future, outcome = arrived.get(timeout=min(wait, 3600.0))
             except queue.Empty:
                 continue
             entry = pending.pop(future.key, None)
             if entry is not None:
-                self._take(future, entry[1])
+                self._take(future, entry[1], outcome)
 
-    def _take(self, future: _Future, share: _Share) -> None:
+    def _take(self, future: _Future, share: _Share, outcome: Any) -> None:
         """Record the results of a share whose task ended, however it ended."""
         by_index = {planned.index: planned for planned in share.planned}
-        if future.status == "finished":
+        if not isinstance(outcome, _Failed):
             try:
-                outcome = ShareOutcome.unpack(future.result())
+                unpacked = ShareOutcome.unpack(outcome)
             except Exception as exc:  # its result could not be read here
                 self._fail(share, exc, TASK_FAILED_REASON)
                 return
-            self.abandoned += outcome.abandoned
-            for sent in outcome.results:
+            self.abandoned += unpacked.abandoned
+            for sent in unpacked.results:
                 planned = by_index.pop(sent.position, None)
                 if planned is not None:
                     self._settle(decode(sent, planned), planned)
             for planned in by_index.values():  # a bug, not an outcome: say so per scanner
-                missing = RuntimeError(f"no result came back from the worker {outcome.worker}")
+                missing = RuntimeError(f"no result came back from the worker {unpacked.worker}")
                 result = planned.unstarted(ScanStatus.ERROR, TASK_FAILED_REASON, error=missing)
                 self._settle(result, planned)
             return
-        error: BaseException
-        try:
-            error = future.exception(timeout=0) or RuntimeError(f"task {future.status}")
-        except BaseException as exc:  # cancelled: exception() raises the cancellation
-            error = exc
-        self._fail(share, error, f"{TASK_FAILED_REASON} ({future.status})")
+        self._fail(share, outcome.error, f"{TASK_FAILED_REASON} ({future.status})")
 
     def _fail(self, share: _Share, error: BaseException, reason: str) -> None:
         for planned in share.planned:
