@@ -18,6 +18,7 @@ from types import MappingProxyType
 from typing import Any
 
 from . import _config, _settings
+from ._backend import Backend
 from ._clock import SYSTEM_CLOCK, Clock
 from ._config import DEADLINE
 from ._deadline import Deadline
@@ -78,6 +79,9 @@ class ScanExecutor:
             (`from_config` sets it to the config it was given).
         pool: The daemon pool that runs synchronous scanners (default: the process's).
         clock: The clock that times scanners and deadlines (a fake one in tests).
+        backend: Where the scanners run instead of this process: a
+            `resilient_scan.dask.DaskBackend` (a ``distributed.Client`` is wrapped in one
+            with its defaults); None runs them here.
     """
 
     concurrent: bool
@@ -95,6 +99,7 @@ class ScanExecutor:
     config: Mapping[str, Any] | None = field(repr=False, compare=False)
     pool: DaemonPool | None = field(repr=False, compare=False)
     clock: Clock = field(repr=False, compare=False)
+    backend: Backend | None = field(repr=False, compare=False)
 
     def __init__(
         self,
@@ -114,6 +119,7 @@ class ScanExecutor:
         config: Mapping[str, Any] | None = None,
         pool: DaemonPool | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        backend: object = None,
     ) -> None:
         """Check and convert every setting; a bad one raises `ConfigError` naming it."""
         if pool is not None and not isinstance(pool, DaemonPool):
@@ -136,6 +142,7 @@ class ScanExecutor:
             "config": config,
             "pool": pool,
             "clock": _settings.clock(clock, ("clock",)),
+            "backend": _backend(backend),
         }
         for name, value in values.items():  # the one place a frozen executor is written
             object.__setattr__(self, name, value)
@@ -295,15 +302,19 @@ class ScanExecutor:
         caller passed it, never another scanner's changes, and the caller's state is never
         changed. A scanner that hangs is marked ``"timeout"`` at its limit and abandoned on
         its daemon thread; the run goes on with a fresh thread. Async scanners run on an
-        event loop of this run (see `arun`), cancelled at their limit.
+        event loop of this run (see `arun`), cancelled at their limit. With a `backend`,
+        the scanners run where it sends them, the same way (`resilient_scan.dask`).
 
         Raises:
             ConfigError: before anything runs, if *scanners* is not an iterable of scanners,
                 a scanner is not a scanner, two share a name, a class cannot be built as it
-                is, or *state* is not a mapping.
+                is, or *state* is not a mapping; or if the backend cannot take the run (see
+                its ``prepare``).
         """
         state = _state(state)
         plan = self.plan(scanners)
+        if self.backend is not None:
+            return self._execute_on(self.backend, plan, state, run_id)
         if any(planned.is_async and planned.skip_reason is None for planned in plan):
             from ._arun import run_in_loop  # noqa: PLC0415 - asyncio loads with async scanners
 
@@ -325,8 +336,15 @@ class ScanExecutor:
         the awaiting task cancels the scanners still running and propagates.
 
         Raises:
-            ConfigError: as `run`.
+            ConfigError: as `run`; and with a `backend`, whose runs are not awaitable
+                (call `run` on a thread: ``await asyncio.to_thread(executor.run, ...)``).
         """
+        if self.backend is not None:
+            raise ConfigError(
+                ("backend",),
+                "arun() runs scanners on this event loop; with a backend, call run() from a"
+                " thread instead: await asyncio.to_thread(executor.run, scanners, state)",
+            )
         state = _state(state)
         plan = self.plan(scanners)
         from ._arun import AsyncRun  # noqa: PLC0415 - asyncio loads with async scanners
@@ -334,15 +352,19 @@ class ScanExecutor:
         return await self._aexecute(plan, state, run_id, AsyncRun)
 
     def _begin(
-        self, plan: Sequence[PlannedScanner], run_id: str | None
+        self, plan: Sequence[PlannedScanner], run_id: str | None, workers: int | None = None
     ) -> tuple[JobOptions, Deadline | None, float, str, float]:
-        """Report the start (in the caller's context) and fix what the whole run shares."""
+        """Report the start (in the caller's context) and fix what the whole run shares.
+
+        *workers*: the most scanners running at once, when a backend decides it.
+        """
         for unmatched in self.unmatched(plan):
             if _wants(ConfigUnmatched):
                 _emit(unmatched)
         run_id = _run_id() if run_id is None else run_id
         mode = "concurrent" if self.concurrent else "sequential"
-        workers = self.max_workers if self.concurrent else 1
+        if workers is None:
+            workers = self.max_workers if self.concurrent else 1
         if _wants(ScanStarted):
             # Before the scanners' contexts are copied from this one: a tracing hook's run
             # span, set here, becomes their parent.
@@ -395,6 +417,20 @@ class ScanExecutor:
         results = run.execute()
         return self._report(results, options, wall, run.abandoned)
 
+    def _execute_on(
+        self,
+        backend: Backend,
+        plan: Sequence[PlannedScanner],
+        state: Mapping[str, Any],
+        run_id: str | None,
+    ) -> ScanReport:
+        prepared = backend.prepare(self, plan, state)  # ConfigError: nothing ran, nothing said
+        options, deadline, limit, why, wall = self._begin(plan, run_id, prepared.workers)
+        results, abandoned = prepared.execute(
+            options, deadline=deadline, deadline_limit=limit, deadline_why=why
+        )
+        return self._report(results, options, wall, abandoned, prepared.workers)
+
     async def _aexecute(
         self,
         plan: Sequence[PlannedScanner],
@@ -410,15 +446,22 @@ class ScanExecutor:
         return self._report(results, options, wall, run.abandoned)
 
     def _report(
-        self, results: list[ScanResult], options: JobOptions, wall: float, abandoned: int
+        self,
+        results: list[ScanResult],
+        options: JobOptions,
+        wall: float,
+        abandoned: int,
+        workers: int | None = None,
     ) -> ScanReport:
+        if workers is None:
+            workers = self.max_workers if self.concurrent else 1
         report = ScanReport(
             results=results,
             candidates=self.merge(results),
             tool_logs=[entry for result in results for entry in result.tool_logs],
             duration=self.clock.monotonic() - options.run_started,
             mode="concurrent" if self.concurrent else "sequential",
-            max_workers=self.max_workers if self.concurrent else 1,
+            max_workers=workers,
             abandoned=abandoned,
             started_at=wall,
             run_id=options.run_id,
@@ -498,6 +541,21 @@ def _method_names(value: object, key: tuple[KeyPart, ...]) -> tuple[str, ...]:
                 f"must be a method name, got {_show_value(name)}",
             )
     return tuple(names)
+
+
+def _backend(value: object) -> Backend | None:
+    if value is None or isinstance(value, Backend):
+        return value
+    distributed = sys.modules.get("distributed")  # a Client means it is imported already
+    if distributed is not None and isinstance(value, distributed.Client):
+        from .dask import DaskBackend  # noqa: PLC0415 - the dask extra, loaded with a client
+
+        return DaskBackend(value)
+    raise ConfigError(
+        ("backend",),
+        "must be a backend (resilient_scan.dask.DaskBackend(client)), a distributed.Client,"
+        f" or None, got {_show_value(value)}",
+    )
 
 
 def _collector(value: object) -> LogCollector | None:
