@@ -45,6 +45,7 @@ PUBLIC_MODULES = (
     "prometheus",
     "opentelemetry",
     "redis",
+    "dask",
 )
 
 FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
