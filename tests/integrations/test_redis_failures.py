@@ -15,7 +15,11 @@ import pytest
 import redis
 
 import resilient_scan as rs
-from resilient_scan.instrumentation import BackendRecovered, BackendUnavailable
+from resilient_scan.instrumentation import (
+    BackendRecovered,
+    BackendUnavailable,
+    RateLimitRejected,
+)
 from resilient_scan.redis import RateLimitFallback, RedisBackend
 from resilient_scan.testing import CapturedEvents, capture_events
 from tests.helpers import wait_until
@@ -370,7 +374,7 @@ def test_a_limiter_that_fails_closed_holds_calls_back_and_a_retry_loses_no_resul
         time.sleep(0.005)
         return {"ticker": ticker, "n": n}
 
-    with capture_events(rs.instrumentation.RateLimitRejected) as refusals:
+    with capture_events(RateLimitRejected) as refused:
         report, events = _run_while_redis_dies(
             redis_server, _scanners(quote, TICKERS, calls), 0.05, 0.3
         )
@@ -380,5 +384,6 @@ def test_a_limiter_that_fails_closed_holds_calls_back_and_a_retry_loses_no_resul
         "rate_limit": [("unavailable", "fail_closed"), ("recovered", "")],
     }
     # While Redis was down, calls were refused (and retried after the probe interval).
+    refusals = refused.of(RateLimitRejected)
     assert refusals
     assert all(0 < e.wait <= PROBE for e in refusals)
