@@ -15,30 +15,33 @@ the same run, in interleaved rounds.
    with the same client, per call, in interleaved rounds; target: ratio <= 1.5. Context:
    a hit of ``rs.ttl_cache(storage=<Redis>)`` and a permit of
    ``rs.rate_limit(storage=<Redis>)`` vs ``PING``, and the in-memory breaker.
-4. Shared quota: 4 processes x 4 threads call the simulator through one
-   ``rs.rate_limit(50, storage=<Redis>)`` for 5 s, each call under a deadline at the end
-   of the 5 s; target: no sliding 1 s window of the simulator's arrival times holds more
-   than 52 requests. Throughput, each process's share and the store's reservations per
-   request are shown. Context, the same load: permits reserved ahead and always used
-   (``RateLimiter.reserve``, sleep, call: what the policy did before it gave up late
+4. Shared quota: 4 processes x 4 threads call a counting HTTP server on 127.0.0.1 through
+   one ``rs.rate_limit(50, storage=<Redis>)`` for 5 s, each call under a deadline at the
+   end of the 5 s; target: no sliding 1 s window of the requests' arrivals (the kernel's
+   receive timestamps) holds more than 52. Throughput, each process's share and the
+   permits given up are shown. Context, the same load: permits reserved ahead and always
+   used (``RateLimiter.reserve``, sleep, call: what the policy did before it gave up late
    permits), permits taken only when due (a driver over the store: ask with
-   ``max_wait=0``, sleep the wait given, ask again), and a 50/s quota in each process.
+   ``max_wait=0``, sleep the wait given, ask again), a 50/s quota in each process, and the
+   policy and reserving ahead again while the workers are frozen in turn (`Pauses`).
 5. Capacity: Redis round trips and commands per call of each policy (``INFO
    commandstats``), and Redis's CPU per operation under load from 4 processes (``INFO
    cpu``), for docs/scaling.md.
 
 Redis: the one named by ``RESILIENT_SCAN_REDIS_URL``, else a private ``redis-server`` on a
 free port (no persistence), stopped at the end. Run directly (``python
-benchmarks/bench_redis.py [--quick]``) to print the table, or call `run`.
+benchmarks/bench_redis.py [--quick] [--quota-rounds N]``) to print the table, or call `run`.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import functools
 import multiprocessing
 import os
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -126,7 +129,15 @@ def worker_processes() -> Iterator[Pool]:
         pids = pool.map(_ready, [barrier] * PROCESSES, chunksize=1)
         if len(set(pids)) != PROCESSES:
             raise RuntimeError(f"worker processes did not start: {pids}")
-        yield pool
+        WORKER_PIDS[:] = pids
+        try:
+            yield pool
+        finally:
+            WORKER_PIDS.clear()
+
+
+#: The worker processes of the running pool (`worker_processes`), for `Pauses`.
+WORKER_PIDS: list[int] = []
 
 
 def _quiet() -> None:
@@ -200,13 +211,13 @@ def shared_breaker(pool: Pool, url: str, rounds: int) -> list[Row]:
     )
     return [
         Row.check(
-            "breaker on Redis, API down: requests at the API",
+            "rs.circuit_breaker(storage=Redis), API down: requests at the API",
             max(counts["redis"]),
             FAIL_MAX + PROCESSES,
             setup.format(counts["redis"]),
         ),
         Row.context(
-            "  breaker per process, API down: requests at the API",
+            "  rs.circuit_breaker per process, API down: requests at the API",
             max(counts["memory"]),
             setup.format(counts["memory"]),
         ),
@@ -336,7 +347,43 @@ def happy_path(url: str, rounds: int) -> list[Row]:
 # -- 4. one quota for every process -------------------------------------------------------------
 
 QUOTA_THREADS = 4
-QUOTA_VARIANTS = ("policy", "ahead", "due", "own")
+QUOTA_VARIANTS = ("policy", "ahead", "due", "own", "policy paused", "ahead paused")
+PAUSE_EVERY = 0.4
+PAUSE_FOR = 0.06
+
+
+class Pauses:
+    """Freezes the worker processes in turn while a block runs, as a busy host would.
+
+    Every PAUSE_EVERY seconds one worker (the next in turn) is stopped (``SIGSTOP``) for
+    PAUSE_FOR seconds, then continued: what a garbage-collector pause, a CPU quota
+    (cgroups throttling) or a busy hypervisor do to a process. Its threads that were
+    waiting for a permit wake 40 ms or more after it was due.
+    """
+
+    def __init__(self, pids: list[int]) -> None:
+        self.pids = list(pids)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pauses", daemon=True)
+
+    def __enter__(self) -> Pauses:  # noqa: PYI034 - not subclassed
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        turn = 0
+        while not self._stop.wait(PAUSE_EVERY):
+            pid = self.pids[turn % len(self.pids)]
+            turn += 1
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                time.sleep(PAUSE_FOR)
+            finally:
+                os.kill(pid, signal.SIGCONT)
 
 
 def _limited_get(how: str, url: str, namespace: str, api: str) -> Callable[[], object]:
@@ -383,7 +430,7 @@ def quota_calls(  # noqa: PLR0917 - starmap passes arguments by position
     ``"due"``: a permit taken only when due (``max_wait=0``; when refused, sleep the wait
     given and ask again); ``"own"``: ``rs.rate_limit(QUOTA)`` in this process's memory.
     """
-    call = _limited_get(how, url, namespace, api)
+    call = _limited_get(how.removesuffix(" paused"), url, namespace, api)
     end = start_at + seconds
     sent = [0] * QUOTA_THREADS
     refused = [0] * QUOTA_THREADS
@@ -535,7 +582,11 @@ def shared_quota(pool: Pool, url: str, seconds: float, rounds: int) -> list[Row]
             for how in QUOTA_VARIANTS[shift:] + QUOTA_VARIANTS[:shift]:
                 before = len(api.times()[0])
                 asked_before = _reservations(client)
-                answers = everywhere(pool, quota_calls, url, _namespace(), api.url, seconds, how)
+                paused = Pauses(WORKER_PIDS) if how.endswith("paused") else contextlib.nullcontext()
+                with paused:
+                    answers = everywhere(
+                        pool, quota_calls, url, _namespace(), api.url, seconds, how
+                    )
                 arrived, read = (times[before:] for times in api.times())
                 sent = [requests for requests, _ in answers]
                 if len(arrived) != sum(sent):
@@ -564,7 +615,7 @@ def shared_quota(pool: Pool, url: str, seconds: float, rounds: int) -> list[Row]
                 f" ({one.total / seconds:.1f}/s, {one.total / (QUOTA * seconds):.0%} of the"
                 f" quota), per process {one.sent}"
             )
-            if how in {"policy", "ahead"}:
+            if how.startswith(("policy", "ahead")):
                 text += f", {one.given_up} permits given up"
             if how == "due":
                 text += f", {one.asked / max(1, one.total):.1f} store calls per request"
@@ -597,6 +648,17 @@ def shared_quota(pool: Pool, url: str, seconds: float, rounds: int) -> list[Row]
             "  rs.rate_limit(50/s) per process: most in 1 s",
             worst("own"),
             detail("own"),
+        ),
+        Row.context(
+            "  rs.rate_limit(50/s, storage=Redis), processes paused: most in 1 s",
+            worst("policy paused"),
+            f"one worker frozen (SIGSTOP) for {PAUSE_FOR * 1000:.0f} ms every"
+            f" {PAUSE_EVERY:g} s, in turn: " + detail("policy paused"),
+        ),
+        Row.context(
+            "  reserved ahead, always used, processes paused: most in 1 s",
+            worst("ahead paused"),
+            detail("ahead paused"),
         ),
     ]
 
@@ -795,12 +857,14 @@ def capacity(pool: Pool, url: str, seconds: float) -> tuple[list[Row], list[str]
 # -- running -----------------------------------------------------------------------------------
 
 
-def run(*, quick: bool = False) -> list[Row]:
+def run(*, quick: bool = False, quota_rounds: int | None = None) -> list[Row]:
     """Run every Redis benchmark and return its rows; *quick* takes fewer rounds."""
-    return _run(quick=quick)[0]
+    return _run(quick=quick, quota_rounds=quota_rounds)[0]
 
 
-def _run(*, quick: bool) -> tuple[list[Row], list[str]]:
+def _run(*, quick: bool, quota_rounds: int | None = None) -> tuple[list[Row], list[str]]:
+    if quota_rounds is None:
+        quota_rounds = 1 if quick else 2
     rounds = 1 if quick else 3
     micro = 5 if quick else 15
     seconds = 2.0 if quick else QUOTA_SECONDS
@@ -809,7 +873,7 @@ def _run(*, quick: bool) -> tuple[list[Row], list[str]]:
             *shared_breaker(pool, url, rounds),
             *stampede(pool, url, rounds),
             *happy_path(url, micro),
-            *shared_quota(pool, url, seconds, rounds=1 if quick else 2),
+            *shared_quota(pool, url, seconds, quota_rounds),
         ]
         capacity_rows, notes = capacity(pool, url, 1.0 if quick else 2.0)
         rows.extend(capacity_rows)
@@ -821,9 +885,15 @@ def _run(*, quick: bool) -> tuple[list[Row], list[str]]:
     return rows, notes
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     """Print the table; exit status 1 when a target is missed."""
-    rows, notes = _run(quick="--quick" in sys.argv[1:])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds: a quick look")
+    parser.add_argument(
+        "--quota-rounds", type=int, default=None, help="rounds of the shared quota (default 2)"
+    )
+    args = parser.parse_args(argv)
+    rows, notes = _run(quick=args.quick, quota_rounds=args.quota_rounds)
     print_report("resilient_scan Redis benchmarks", rows, notes)
     return 0 if all(row.passed is not False for row in rows) else 1
 
