@@ -12,7 +12,7 @@ if it wakes then. One that wakes late (a busy machine, a paused process) would s
 request close to the next caller's, which woke on time: with 4 processes sharing 50
 requests/s, reserving ahead and always using the permit put 53 and 54 requests in a 1 s
 window at the API (``benchmarks/bench_redis.py``). So a caller that wakes more than half an
-interval (at least 1 ms) after its permit was due gives that permit up and reserves the next
+interval (at least 2 ms) after its permit was due gives that permit up and reserves the next
 free one, at the back of the queue; it uses that one however late it wakes for it, so a
 caller on a machine too busy to keep time is slowed, never stopped. A permit given up is
 lost to the quota: lateness costs throughput, not precision.
@@ -62,9 +62,9 @@ _AT_ONCE: Final = Reservation(granted=True, wait=0.0)
 #: A waiting caller that wakes more than this share of an interval after its permit was
 #: due gives the permit up (see the module's docstring) ...
 _LATE_SHARE: Final = 0.5
-#: ... or more than this many seconds, for short intervals (a sleep's usual overshoot is
-#: a fraction of a millisecond).
-_LATE_FLOOR: Final = 0.001
+#: ... or more than this many seconds, for short intervals: a sleep's usual overshoot and
+#: a round trip to a store across a network are each a fraction of a millisecond.
+_LATE_FLOOR: Final = 0.002
 #: Where the stores of named limiters live, in `_config.RUNTIME.extras`.
 _REGISTRY_KEY: Final = "rate_limit.stores"
 #: Every memory store, so a forked child gets fresh locks.
@@ -140,7 +140,7 @@ class RateLimitPolicy(Policy):
     with `RateLimitExceeded`, which says how long the wait would have been.
 
     Waiting callers are served in the order they asked. One that wakes more than half an
-    interval (at least 1 ms) after its permit was due gives it up rather than start late,
+    interval (at least 2 ms) after its permit was due gives it up rather than start late,
     next to the caller after it, and reserves the next free permit (which it uses however
     late it wakes). So a shared quota holds in every window of *per* seconds at the
     service, not only on average, even on a busy machine: at most *rate* + *burst* calls
@@ -330,13 +330,17 @@ class RateLimiter(RateLimitPolicy):
         Raises:
             RateLimitExceeded: if the permit is further away than the caller can wait.
         """
+        asked = self.clock.monotonic()
         wait = self.reserve(key, function)
-        return self._wait_for_permit(wait, key, function) if wait > 0.0 else 0.0
+        return self._wait_for_permit(asked, wait, key, function) if wait > 0.0 else 0.0
 
     async def acquire_async(self, key: object = None, *, function: str = "") -> float:
         """`acquire` for async code: waits without blocking the event loop."""
+        asked = self.clock.monotonic()
         wait = self.reserve(key, function)
-        return await self._wait_for_permit_async(wait, key, function) if wait > 0.0 else 0.0
+        if wait > 0.0:
+            return await self._wait_for_permit_async(asked, wait, key, function)
+        return 0.0
 
     def reserve(self, key: object = None, function: str = "") -> float:
         """Reserve a permit now; return how long until it is due (no waiting here).
@@ -366,20 +370,22 @@ class RateLimiter(RateLimitPolicy):
             )
         raise RateLimitExceeded(label, reservation.wait, available)
 
-    def _wait_for_permit(self, wait: float, key: object, function: str) -> float:
-        """Sleep *wait* seconds, until the permit just reserved is due; return the seconds.
+    def _wait_for_permit(self, asked: float, wait: float, key: object, function: str) -> float:
+        """Sleep until the permit asked for at *asked* is due, *wait* later; return *wait*.
 
         A caller that wakes too late for its permit gives it up and reserves the next free
         one, which it uses however late it wakes for that one (see `RateLimitPolicy`).
+        The sleep counts from now, after the store answered, so no call starts before its
+        permit is due; lateness counts from *asked* (the clock's monotonic time before the
+        store was asked), so a caller held up on its way back from the store is late too.
 
         Raises:
             RateLimitExceeded: if, after waking late, the next free permit is further away
                 than the caller can still wait.
         """
         clock = self.clock
-        reserved_at = clock.monotonic()
         backoff_sleep(clock, wait)
-        if clock.monotonic() - reserved_at - wait > self._late_after:
+        if clock.monotonic() - asked - wait > self._late_after:
             again = self.reserve(key, function)
             if again > 0.0:
                 backoff_sleep(clock, again)
@@ -387,12 +393,13 @@ class RateLimiter(RateLimitPolicy):
         self._waited(wait, key, function)
         return wait
 
-    async def _wait_for_permit_async(self, wait: float, key: object, function: str) -> float:
+    async def _wait_for_permit_async(
+        self, asked: float, wait: float, key: object, function: str
+    ) -> float:
         """`_wait_for_permit` for async code: sleeps without blocking the event loop."""
         clock = self.clock
-        reserved_at = clock.monotonic()
         await backoff_sleep_async(clock, wait)
-        if clock.monotonic() - reserved_at - wait > self._late_after:
+        if clock.monotonic() - asked - wait > self._late_after:
             again = self.reserve(key, function)
             if again > 0.0:
                 await backoff_sleep_async(clock, again)
@@ -424,19 +431,21 @@ class RateLimiter(RateLimitPolicy):
 
 def _limit_sync(limiter: RateLimiter, func: Callable[P, R]) -> Callable[P, R]:
     name = callable_name(func)
-    keyed, bucket, reserve, wait_for = (
+    keyed, bucket, reserve, wait_for, monotonic = (
         limiter.key is not None,
         limiter.bucket,
         limiter.reserve,
         limiter._wait_for_permit,  # noqa: SLF001 - the limiter's own wrapper
+        limiter.clock.monotonic,
     )
 
     @functools.wraps(func)
     def call_with_rate_limit(*args: P.args, **kwargs: P.kwargs) -> R:
         key = bucket(name, args, kwargs) if keyed else None
+        asked = monotonic()
         wait = reserve(key, name)
         if wait > 0.0:
-            wait_for(wait, key, name)
+            wait_for(asked, wait, key, name)
         return func(*args, **kwargs)
 
     return call_with_rate_limit

@@ -202,6 +202,34 @@ def test_a_caller_that_wakes_late_gives_its_permit_up_instead_of_crowding_the_ne
     assert [e.wait for e in events.of(RateLimitWaited)] == pytest.approx([0.14, 0.1])
 
 
+class HeldUpStore:
+    """A memory `RateStore` whose answer to the *held*-th reservation comes *by* s late."""
+
+    def __init__(self, clock: FakeClock, held: int, by: float) -> None:
+        self.inner = rs.MemoryRateStore()
+        self.clock, self.held, self.by = clock, held, by
+        self.reserved = 0
+
+    def reserve(self, key: str, **kwargs: Any) -> Any:
+        self.reserved += 1
+        answer = self.inner.reserve(key, **kwargs)
+        if self.reserved == self.held:
+            self.clock.advance(self.by)  # the answer was computed, then held up on its way
+        return answer
+
+
+def test_a_caller_held_up_on_its_way_back_from_the_store_is_late_too(clock: FakeClock):
+    store = HeldUpStore(clock, held=2, by=0.06)
+    started, note = starts_on(clock)
+    call = rs.rate_limit(10, storage=store, clock=clock)(note)
+    for _ in range(3):
+        call()
+    # The second permit was due at 0.1 s; its answer arrived at 0.06 s, and sleeping the
+    # wait it named from then would start the call at 0.16 s, next to the third.
+    assert started == pytest.approx([0.0, 0.2, 0.3])
+    assert store.reserved == 4
+
+
 def test_a_caller_late_twice_in_a_row_uses_its_second_permit_so_it_is_never_stopped():
     clock = OversleepingClock(0.06, 0.06)
     started, note = starts_on(clock)
@@ -222,8 +250,8 @@ def test_a_caller_late_within_half_an_interval_keeps_its_permit():
     assert store.reserved == 2
 
 
-@pytest.mark.parametrize(("overshoot", "reservations"), [(0.0008, 2), (0.0012, 3)])
-def test_for_short_intervals_the_margin_is_one_millisecond(overshoot: float, reservations: int):
+@pytest.mark.parametrize(("overshoot", "reservations"), [(0.0018, 2), (0.0022, 3)])
+def test_for_short_intervals_the_margin_is_two_milliseconds(overshoot: float, reservations: int):
     store = CountingRateStore()
     clock = OversleepingClock(overshoot)
     call = rs.rate_limit(2000, storage=store, clock=clock)(ok)  # 0.5 ms apart
