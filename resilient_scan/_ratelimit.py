@@ -19,8 +19,8 @@ lost to the quota: lateness costs throughput, not precision.
 
 Two other ways were measured and not taken: taking a permit only when one is due at the
 moment of asking (no reservation ahead, ask again when told) keeps every window within the
-rate too, but has no queue: in the same benchmark one process got 21 requests and another
-120, throughput fell to about 95% of the quota, every waiting caller asks the store again at
+rate too, but has no queue: in the same benchmark one process got 24 requests and another
+100, throughput fell to about 95% of the quota, every waiting caller asks the store again at
 every permit, and a caller cannot know at once that its deadline is too short. Reserving
 ahead and always using the permit is fair and spends the whole quota, but sends late
 requests next to punctual ones.
@@ -144,7 +144,8 @@ class RateLimitPolicy(Policy):
     next to the caller after it, and reserves the next free permit (which it uses however
     late it wakes). So a shared quota holds in every window of *per* seconds at the
     service, not only on average, even on a busy machine: at most *rate* + *burst* calls
-    start in any such window unless a caller wakes late twice in a row.
+    start in any such window (for intervals of 4 ms or more) unless a caller wakes late
+    twice in a row.
 
     A limiter with a *name* shares its quota with every other limiter of that name in the
     process (one quota per API, whichever functions call it, from every thread); without a
