@@ -56,7 +56,7 @@ from redis.retry import Retry
 
 from . import _redis_scripts as _lua
 from . import _settings
-from ._breaker import MemoryBreakerStore
+from ._breaker import CLOSED_ADMISSION, MemoryBreakerStore
 from ._clock import SYSTEM_CLOCK, Clock
 from ._errors import CacheEncodeError, ConfigError
 from ._events import BackendRecovered, BackendUnavailable
@@ -95,7 +95,9 @@ _UNAVAILABLE: Final = (redis.RedisError, OSError)
 #: For the breaker, also a value it cannot read (written by something else under its key).
 _BREAKER_UNAVAILABLE: Final = (*_UNAVAILABLE, ValueError)
 
-_CLOSED_NO_FAILURES: Final = Admission("closed", CLOSED)
+#: The breaker's own object for "closed, no failures": its wrapper then skips reporting a
+#: success, which would write nothing anyway.
+_CLOSED_NO_FAILURES: Final = CLOSED_ADMISSION
 _NEVER_FAILED: Final = ("closed", "0", "", "", "")
 _REDIS_ISSUED: Final = "r:"  # trial and lease tokens issued by Redis (others are local)
 _LOCAL_ISSUED: Final = "local:"
