@@ -56,7 +56,7 @@ from redis.retry import Retry
 
 from . import _redis_scripts as _lua
 from . import _settings
-from ._breaker import MemoryBreakerStore
+from ._breaker import CLOSED_ADMISSION, MemoryBreakerStore
 from ._clock import SYSTEM_CLOCK, Clock
 from ._errors import CacheEncodeError, ConfigError
 from ._events import BackendRecovered, BackendUnavailable
@@ -95,11 +95,13 @@ _UNAVAILABLE: Final = (redis.RedisError, OSError)
 #: For the breaker, also a value it cannot read (written by something else under its key).
 _BREAKER_UNAVAILABLE: Final = (*_UNAVAILABLE, ValueError)
 
-_CLOSED_NO_FAILURES: Final = Admission("closed", CLOSED)
+#: The breaker's own object for "closed, no failures": its wrapper then skips reporting a
+#: success, which would write nothing anyway.
+_CLOSED_NO_FAILURES: Final = CLOSED_ADMISSION
 _NEVER_FAILED: Final = ("closed", "0", "", "", "")
 _REDIS_ISSUED: Final = "r:"  # trial and lease tokens issued by Redis (others are local)
 _LOCAL_ISSUED: Final = "local:"
-_MAX_MICROS: Final = 10**15  # about 31 years: bounds waits given as "forever"
+_MAX_WAIT: Final = 1e9  # about 31 years, in seconds: bounds waits given as "forever" (inf)
 _SCAN_BATCH: Final = 1000
 _LOCAL_KEYS_KEPT: Final = 1024
 
@@ -839,7 +841,7 @@ class RedisRateStore:
         """Reserve *key*'s next permit if it is due within *max_wait* seconds."""
         mode = self._health.mode()
         if mode:
-            args = [interval * 1e6, min(_micros(max_wait), _MAX_MICROS), burst]
+            args = [interval * 1e6, _micros(min(max_wait, _MAX_WAIT)), burst]
             try:
                 granted, wait = self._reserve(keys=[self.prefix + key], args=args)
             except _UNAVAILABLE as exc:

@@ -9,10 +9,15 @@ neither, the tests skip with the reason, or fail under ``CI=true``
 
 Every test works in a namespace of its own (``backend``, ``namespace``), removed at the
 end by ``SCAN`` + ``UNLINK``: a shared Redis is never flushed.
+
+Tests that share state between processes hand one task to each of ``PROCESSES`` spawned
+interpreters (``pool``), which start it together at one wall-clock instant (`together`),
+on many threads at once (`in_threads`).
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import shutil
 import signal
@@ -22,6 +27,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from multiprocessing.pool import Pool
 from pathlib import Path
 from typing import Any
 
@@ -245,3 +251,49 @@ def counting_client() -> Iterator[CountingFactory]:
     yield make
     for client in made:
         client.close()
+
+
+# -- real processes --------------------------------------------------------------------------
+
+PROCESSES = 4
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[Pool]:
+    """PROCESSES spawned interpreters (fresh, like separate services) for one test module."""
+    with multiprocessing.get_context("spawn").Pool(PROCESSES) as workers:
+        yield workers
+
+
+def together(pool: Pool, task: Callable[..., Any], *args: Any) -> list[Any]:
+    """Run *task* once in each worker process, all starting at the same instant.
+
+    *task* gets that instant (``time.time()`` seconds) first, then *args*, and returns
+    ``(os.getpid(), result)``; the results come back in no particular order.
+    """
+    start_at = time.time() + 0.5
+    results = pool.starmap(task, [(start_at, *args)] * PROCESSES, chunksize=1)
+    pids = {pid for pid, _ in results}
+    assert len(pids) == PROCESSES, "each task must run in a process of its own"
+    return [result for _, result in results]
+
+
+def in_threads(start_at: float, work: Callable[[], Any], threads: int) -> tuple[int, list[Any]]:
+    """Wait for *start_at*, then run *work* on *threads* threads at once; (pid, results)."""
+    time.sleep(max(0.0, start_at - time.time()))
+    barrier = threading.Barrier(threads)
+    results: list[Any] = []
+    lock = threading.Lock()
+
+    def body() -> None:
+        barrier.wait()
+        result = work()
+        with lock:
+            results.append(result)
+
+    runners = [threading.Thread(target=body) for _ in range(threads)]
+    for runner in runners:
+        runner.start()
+    for runner in runners:
+        runner.join()
+    return os.getpid(), results

@@ -15,7 +15,11 @@ import pytest
 import redis
 
 import resilient_scan as rs
-from resilient_scan.instrumentation import BackendRecovered, BackendUnavailable
+from resilient_scan.instrumentation import (
+    BackendRecovered,
+    BackendUnavailable,
+    RateLimitRejected,
+)
 from resilient_scan.redis import RateLimitFallback, RedisBackend
 from resilient_scan.testing import CapturedEvents, capture_events
 from tests.helpers import wait_until
@@ -97,15 +101,13 @@ class Loop:
 
 def test_policies_keep_answering_while_redis_is_killed_and_restarted(redis_server: RedisServer):
     backend = backend_on(redis_server)
-    limiter = backend.rate_store("api", rs.SystemClock())
 
     @rs.resilient(
         cache={"ttl": 60, "storage": backend},
         breaker={"fail_max": 3, "storage": backend, "name": "api"},
+        rate_limit={"rate": 10_000, "burst": 100, "storage": backend, "name": "api"},
     )
     def fetch(n: int) -> dict[str, int]:
-        reservation = limiter.reserve("api", now=time.time(), interval=1e-4, burst=100, max_wait=1)
-        assert reservation.granted
         return {"n": n}
 
     with capture_events(BackendUnavailable, BackendRecovered) as events, Loop(fetch) as loop:
@@ -229,6 +231,37 @@ def test_the_rate_limiter_fails_open_or_closed_as_configured(
         assert second.wait == pytest.approx(1.0)
 
 
+def test_rs_rate_limit_fails_open_or_closed_or_limits_locally_as_configured(
+    redis_server: RedisServer, calls: Any
+):
+    def limited(fallback: RateLimitFallback) -> Callable[[], None]:
+        backend = backend_on(redis_server, rate_limit_fallback=fallback, probe_interval=30)
+        return rs.rate_limit(1, max_wait=0.5, storage=backend, name=fallback)(calls.add)
+
+    open_, closed, local = limited("open"), limited("closed"), limited("local")
+    redis_server.stop()
+    with capture_events(BackendUnavailable) as events:
+        started = time.monotonic()
+        for _ in range(3):
+            open_()  # every call at once, though the quota is 1 a second
+        assert calls.count == 3
+        with pytest.raises(rs.RateLimitExceeded) as refused:
+            closed()  # no permit until Redis answers (the next probe is 30 s away)
+        assert calls.count == 3
+        local()  # this process's own quota: 1 a second
+        with pytest.raises(rs.RateLimitExceeded) as over:
+            local()
+        assert time.monotonic() - started < 1.0  # none of them waited for Redis
+    assert calls.count == 4
+    assert refused.value.wait > 0.5
+    assert over.value.wait == pytest.approx(1.0, abs=0.1)
+    assert [(e.layer, e.fallback) for e in events.of(BackendUnavailable)] == [
+        ("rate_limit", "fail_open"),
+        ("rate_limit", "fail_closed"),
+        ("rate_limit", "local_state"),
+    ]
+
+
 def test_the_cache_calls_through_while_redis_is_down_and_caches_again_after(
     redis_server: RedisServer, calls: Any
 ):
@@ -266,46 +299,91 @@ def test_cache_clear_says_when_redis_is_down(redis_server: RedisServer):
     assert len(cache) == 0
 
 
-def test_a_scan_run_loses_no_result_when_redis_dies_mid_run(redis_server: RedisServer):
-    CALLS = 100  # noqa: N806 - a constant of this test
-    backend = backend_on(redis_server)
-    policy = rs.resilient(
-        cache={"ttl": 60, "storage": backend},
-        breaker={"fail_max": 3, "storage": backend, "name": "quotes"},
-    )
-
-    @policy
-    def quote(ticker: str, n: int) -> dict[str, Any]:
-        time.sleep(0.005)
-        return {"ticker": ticker, "n": n}
-
+def _scanners(
+    quote: Callable[[str, int], dict[str, Any]], tickers: list[str], calls: int
+) -> list[Callable[[Mapping[str, Any]], list[dict[str, Any]]]]:
     def make_scanner(ticker: str) -> Callable[[Mapping[str, Any]], list[dict[str, Any]]]:
         def scan(state: Mapping[str, Any]) -> list[dict[str, Any]]:
-            found = [quote(ticker, n) for n in range(CALLS)]
-            assert [f["n"] for f in found] == list(range(CALLS))
+            found = [quote(ticker, n) for n in range(calls)]
+            assert [f["n"] for f in found] == list(range(calls))
             return [{"ticker": ticker, "context": f"{len(found)} quotes"}]
 
         scan.__name__ = f"scan_{ticker.lower()}"
         return scan
 
-    tickers = ["AAPL", "MSFT", "NVDA", "AMZN", "META", "TSLA", "AMD", "INTC"]
-    killer = threading.Timer(0.1, redis_server.stop)
-    restarter = threading.Timer(0.25, redis_server.start)
+    return [make_scanner(t) for t in tickers]
+
+
+TICKERS = ["AAPL", "MSFT", "NVDA", "AMZN", "META", "TSLA", "AMD", "INTC"]
+
+
+def _run_while_redis_dies(
+    redis_server: RedisServer, scanners: list[Any], down_at: float, up_at: float
+) -> tuple[rs.ScanReport, CapturedEvents]:
+    killer = threading.Timer(down_at, redis_server.stop)
+    restarter = threading.Timer(up_at, redis_server.start)
     killer.start()
     restarter.start()
     try:
         with capture_events(BackendUnavailable, BackendRecovered) as events:
-            report = rs.ScanExecutor(max_workers=8, timeout_seconds=20).run(
-                [make_scanner(t) for t in tickers], {}
-            )
+            report = rs.ScanExecutor(max_workers=8, timeout_seconds=20).run(scanners, {})
     finally:
         killer.join()
         restarter.join()
+    return report, events
+
+
+def test_a_scan_run_loses_no_result_when_redis_dies_mid_run(redis_server: RedisServer):
+    calls = 100
+    backend = backend_on(redis_server)
+
+    @rs.resilient(
+        cache={"ttl": 60, "storage": backend},
+        breaker={"fail_max": 3, "storage": backend, "name": "quotes"},
+        rate_limit={"rate": 2_000, "burst": 50, "storage": backend, "name": "quotes"},
+    )
+    def quote(ticker: str, n: int) -> dict[str, Any]:
+        time.sleep(0.005)
+        return {"ticker": ticker, "n": n}
+
+    report, events = _run_while_redis_dies(
+        redis_server, _scanners(quote, TICKERS, calls), 0.1, 0.25
+    )
     assert [r.status for r in report.results] == ["ok"] * 8
-    assert sorted(c["ticker"] for c in report.candidates) == sorted(tickers)
-    assert {c["context"] for c in report.candidates} == {f"{CALLS} quotes"}
-    # Redis really died and came back while the scanners ran.
+    assert sorted(c["ticker"] for c in report.candidates) == sorted(TICKERS)
+    assert {c["context"] for c in report.candidates} == {f"{calls} quotes"}
+    # Redis really died and came back while the scanners ran, once for each layer.
     assert outages(events) == {
         "breaker": [("unavailable", "local_state"), ("recovered", "")],
         "cache": [("unavailable", "call_through"), ("recovered", "")],
+        "rate_limit": [("unavailable", "fail_open"), ("recovered", "")],
     }
+
+
+def test_a_limiter_that_fails_closed_holds_calls_back_and_a_retry_loses_no_result(
+    redis_server: RedisServer,
+):
+    calls = 40
+    backend = backend_on(redis_server, rate_limit_fallback="closed")
+
+    @rs.resilient(
+        retry={"attempts": 100, "backoff": 0.01, "total": 10},
+        rate_limit={"rate": 2_000, "burst": 50, "storage": backend, "name": "quotes"},
+    )
+    def quote(ticker: str, n: int) -> dict[str, Any]:
+        time.sleep(0.005)
+        return {"ticker": ticker, "n": n}
+
+    with capture_events(RateLimitRejected) as refused:
+        report, events = _run_while_redis_dies(
+            redis_server, _scanners(quote, TICKERS, calls), 0.05, 0.3
+        )
+    assert [r.status for r in report.results] == ["ok"] * 8
+    assert {c["context"] for c in report.candidates} == {f"{calls} quotes"}
+    assert outages(events) == {
+        "rate_limit": [("unavailable", "fail_closed"), ("recovered", "")],
+    }
+    # While Redis was down, calls were refused (and retried after the probe interval).
+    refusals = refused.of(RateLimitRejected)
+    assert refusals
+    assert all(0 < e.wait <= PROBE for e in refusals)

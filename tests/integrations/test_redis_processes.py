@@ -1,67 +1,35 @@
-"""State shared by real processes: 4 interpreters (spawned), many threads each, one Redis.
+"""The Redis stores shared by real processes: 4 interpreters (spawned), many threads each.
 
 Each test hands the same task to 4 worker processes of one pool; the tasks start together
 at a wall-clock instant (the processes are already up) and the threads inside each
-start together behind a barrier.
+start together behind a barrier. The same through the policies: ``test_redis_policies``.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from multiprocessing.pool import Pool
 from typing import Any
 
-import pytest
 import redis
 
 import resilient_scan as rs
 from resilient_scan._storage import MISSING
 from resilient_scan.redis import RedisBackend, RedisBreakerStore
+from tests.integrations.conftest import PROCESSES, together
+from tests.integrations.conftest import in_threads as run_in_threads
 
-PROCESSES = 4
 THREADS = 8
 NOW = 1_000_000.0
 RESET = 1.0
 
 
-@pytest.fixture(scope="module")
-def pool() -> Iterator[Pool]:
-    with multiprocessing.get_context("spawn").Pool(PROCESSES) as workers:
-        yield workers
-
-
-def together(pool: Pool, task: Callable[..., Any], *args: Any) -> list[Any]:
-    """Run *task* once in each worker process, all starting at the same instant."""
-    start_at = time.time() + 0.5
-    results = pool.starmap(task, [(start_at, *args)] * PROCESSES, chunksize=1)
-    pids = {pid for pid, _ in results}
-    assert len(pids) == PROCESSES, "each task must run in a process of its own"
-    return [result for _, result in results]
-
-
 def in_threads(start_at: float, work: Callable[[], Any]) -> tuple[int, list[Any]]:
     """Wait for *start_at*, then run *work* on THREADS threads at once; (pid, results)."""
-    time.sleep(max(0.0, start_at - time.time()))
-    barrier = threading.Barrier(THREADS)
-    results: list[Any] = []
-    lock = threading.Lock()
-
-    def body() -> None:
-        barrier.wait()
-        result = work()
-        with lock:
-            results.append(result)
-
-    threads = [threading.Thread(target=body) for _ in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return os.getpid(), results
+    return run_in_threads(start_at, work, THREADS)
 
 
 # -- tasks (they run in the worker processes) -------------------------------------------------

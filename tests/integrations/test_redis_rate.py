@@ -117,3 +117,14 @@ def test_a_fractional_interval_keeps_its_precision(backend: RedisBackend):
     for _ in range(31):
         last = store.reserve("api", now=0, interval=1 / 3, burst=1, max_wait=60)
     assert last.wait == pytest.approx(10.0, abs=0.05)
+
+
+# -- through the policy: rs.rate_limit(storage=<Redis>) ---------------------------------------
+
+
+def test_a_policy_with_no_deadline_and_no_max_wait_waits_for_its_permit(backend: RedisBackend):
+    # No deadline and no max_wait: the caller may wait for ever (bounded, not infinite, on
+    # the wire).
+    call = rs.rate_limit(20, storage=backend, name="forever")(time.monotonic)
+    started = [call() for _ in range(3)]
+    assert started[2] - started[0] >= 0.1 - 0.005

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -166,6 +167,137 @@ def test_threads_never_get_permits_ahead_of_the_schedule():
     # The i-th permit is due i intervals after the first; a thread may wake late, never early.
     for index, at in enumerate(times):
         assert at - first >= index * interval - 0.002, (index, at - first)
+
+
+class OversleepingClock(FakeClock):
+    """A fake clock whose sleeps overshoot by the given seconds, in turn (then none)."""
+
+    def __init__(self, *overshoots: float) -> None:
+        super().__init__()
+        self.overshoots = list(overshoots)
+
+    def sleep(self, seconds: float) -> None:
+        extra = self.overshoots.pop(0) if self.overshoots else 0.0
+        super().sleep(seconds + extra)
+
+
+def starts_on(clock: FakeClock) -> tuple[list[float], Callable[[], None]]:
+    """A function that notes when each call of it started, on *clock*."""
+    started: list[float] = []
+    return started, lambda: started.append(clock.monotonic() - 1_000_000.0)
+
+
+def test_a_caller_that_wakes_late_gives_its_permit_up_instead_of_crowding_the_next():
+    clock = OversleepingClock(0.06)  # the first wait ends 60 ms late: more than half of 100 ms
+    started, note = starts_on(clock)
+    call = rs.rate_limit(10, clock=clock)(note)
+    with capture_events(RateLimitWaited) as events:
+        for _ in range(3):
+            call()
+    # Sent at 0.16 s, its permit would have gone 40 ms before the next one (due at 0.2 s).
+    # Given up, the late caller reserves the next free permit (0.2 s), and the one after
+    # waits its interval.
+    assert started == pytest.approx([0.0, 0.2, 0.3])
+    assert all(b - a >= 0.1 - 1e-9 for a, b in itertools.pairwise(started))
+    assert [e.wait for e in events.of(RateLimitWaited)] == pytest.approx([0.14, 0.1])
+
+
+class HeldUpStore:
+    """A memory `RateStore` whose answer to the *held*-th reservation comes *by* s late."""
+
+    def __init__(self, clock: FakeClock, held: int, by: float) -> None:
+        self.inner = rs.MemoryRateStore()
+        self.clock, self.held, self.by = clock, held, by
+        self.reserved = 0
+
+    def reserve(self, key: str, **kwargs: Any) -> Any:
+        self.reserved += 1
+        answer = self.inner.reserve(key, **kwargs)
+        if self.reserved == self.held:
+            self.clock.advance(self.by)  # the answer was computed, then held up on its way
+        return answer
+
+
+def test_a_caller_held_up_on_its_way_back_from_the_store_is_late_too(clock: FakeClock):
+    store = HeldUpStore(clock, held=2, by=0.06)
+    started, note = starts_on(clock)
+    call = rs.rate_limit(10, storage=store, clock=clock)(note)
+    for _ in range(3):
+        call()
+    # The second permit was due at 0.1 s; its answer arrived at 0.06 s, and sleeping the
+    # wait it named from then would start the call at 0.16 s, next to the third.
+    assert started == pytest.approx([0.0, 0.2, 0.3])
+    assert store.reserved == 4
+
+
+def test_a_caller_late_twice_in_a_row_uses_its_second_permit_so_it_is_never_stopped():
+    clock = OversleepingClock(0.06, 0.06)
+    started, note = starts_on(clock)
+    call = rs.rate_limit(10, clock=clock)(note)
+    for _ in range(3):
+        call()
+    assert started == pytest.approx([0.0, 0.26, 0.3])
+
+
+def test_a_caller_late_within_half_an_interval_keeps_its_permit():
+    store = CountingRateStore()
+    late = OversleepingClock(0.04)
+    started, note = starts_on(late)
+    call = rs.rate_limit(10, storage=store, clock=late)(note)
+    call()
+    call()
+    assert started == pytest.approx([0.0, 0.14])
+    assert store.reserved == 2
+
+
+@pytest.mark.parametrize(("overshoot", "reservations"), [(0.0018, 2), (0.0022, 3)])
+def test_for_short_intervals_the_margin_is_two_milliseconds(overshoot: float, reservations: int):
+    store = CountingRateStore()
+    clock = OversleepingClock(overshoot)
+    call = rs.rate_limit(2000, storage=store, clock=clock)(ok)  # 0.5 ms apart
+    call()
+    call()
+    assert store.reserved == reservations
+
+
+def test_a_late_caller_whose_deadline_cannot_cover_the_next_permit_fails_without_calling():
+    clock = OversleepingClock(0.06)
+    started, note = starts_on(clock)
+    call = rs.rate_limit(10, clock=clock)(note)
+    call()
+    with (
+        capture_events(RateLimitRejected) as events,
+        rs.deadline_after(0.18, clock=clock),
+        pytest.raises(rs.RateLimitExceeded) as info,
+    ):
+        call()
+    assert started == [0.0]
+    # Woke at 0.16 s: the next permit is due at 0.2 s, 0.02 s were left.
+    assert info.value.wait == pytest.approx(0.04)
+    assert info.value.available == pytest.approx(0.02)
+    assert len(events.of(RateLimitRejected)) == 1
+
+
+def test_an_async_caller_that_wakes_late_gives_its_permit_up_too():
+    clock = OversleepingClock(0.06)
+    started, note = starts_on(clock)
+
+    @rs.rate_limit(10, clock=clock)
+    async def fetch() -> None:
+        note()
+
+    async def main() -> None:
+        for _ in range(3):
+            await fetch()
+
+    asyncio.run(main())
+    assert started == pytest.approx([0.0, 0.2, 0.3])
+
+
+def test_acquire_returns_the_seconds_waited_including_after_waking_late():
+    limiter = rs.RateLimiter(10, clock=OversleepingClock(0.06))
+    assert limiter.acquire() == 0.0
+    assert limiter.acquire() == pytest.approx(0.14)
 
 
 def test_an_async_caller_waits_without_blocking_the_event_loop():
