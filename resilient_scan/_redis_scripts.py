@@ -8,7 +8,7 @@ A breaker is one string, ``<namespace>:breaker:<name>``, absent while it is clos
 has never counted a failure (so the happy path reads a missing key), else five fields
 joined by ``|``:
 
-- the state: ``closed``, ``open``, or ``half-open`` (only when forced);
+- the state: ``closed``, ``open``, or ``half-open`` (from the first trial on, or forced);
 - the consecutive failures counted while closed;
 - when it last opened, in microseconds of the breakers' clocks (empty: never);
 - the half-open trial's lease: its holder's token (empty: none), and until when it holds,
@@ -40,8 +40,10 @@ end
 """
 
 #: Take the half-open trial if it is free (the caller saw "open past its reset timeout").
+#: The breaker is half-open from then on, until a trial's verdict or an operator moves it.
 #: ARGV: now, reset timeout, lease end (all microseconds), token.
-#: Returns {"closed", failures} | {"open", opened_at} | {"busy"} | {"trial"}.
+#: Returns {"closed", failures} | {"open", opened_at} | {"busy"}
+#: | {"trial", previous state, failures}.
 ADMIT_TRIAL: Final = (
     _BREAKER
     + """
@@ -56,8 +58,8 @@ end
 if holder ~= '' and now < tonumber(held_until) then
     return {'busy'}
 end
-save(state, failures, opened, ARGV[4], ARGV[3])
-return {'trial'}
+save('half-open', failures, opened, ARGV[4], ARGV[3])
+return {'trial', state, tostring(failures)}
 """
 )
 

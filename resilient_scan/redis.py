@@ -463,7 +463,11 @@ class RedisBreakerStore:
         answer = self._admit_trial(keys=[self.key], args=[now_us, reset_us, lease_end, token])
         verdict = _text(answer[0])
         if verdict == "trial":
-            return Admission("trial", HALF_OPEN, token=token)
+            previous = _text(answer[1])
+            if previous == HALF_OPEN:
+                return Admission("trial", HALF_OPEN, token=token)
+            moved = Transition(OPEN, HALF_OPEN, int(answer[2]))
+            return Admission("trial", HALF_OPEN, token=token, transition=moved)
         if verdict == "busy":
             return Admission("rejected", HALF_OPEN, retry_in=0.0)
         if verdict == "open":

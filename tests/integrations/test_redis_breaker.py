@@ -309,3 +309,41 @@ def test_open_and_close_by_an_operator_reach_every_process(backend: RedisBackend
     assert two.state == "open"
     two.close()
     assert one.state == "closed"
+
+
+def test_a_breaker_on_redis_reports_every_state_change_as_one_in_memory_does(
+    backend: RedisBackend,
+):
+    def changes(storage: object) -> list[tuple[str | None, str, int]]:
+        clock = FakeClock()
+        failing = [True]
+
+        def call() -> str:
+            if failing[0]:
+                raise ConnectionError("down")
+            return "up"
+
+        guarded = rs.circuit_breaker(
+            fail_max=2, reset_timeout=5, name=f"svc-{uuid.uuid4().hex}", storage=storage, clock=clock
+        )(call)
+        with capture_events(rs.instrumentation.BreakerStateChanged) as events:
+            for _ in range(2):
+                with pytest.raises(ConnectionError):
+                    guarded()
+            clock.advance(5)
+            with pytest.raises(ConnectionError):
+                guarded()  # the trial fails: open again
+            clock.advance(5)
+            failing[0] = False
+            assert guarded() == "up"  # the next trial closes it
+        return [(e.from_state, e.to_state, e.failures) for e in events]
+
+    expected = [
+        ("closed", "open", 2),
+        ("open", "half-open", 2),
+        ("half-open", "open", 2),
+        ("open", "half-open", 2),
+        ("half-open", "closed", 2),
+    ]
+    assert changes(None) == expected
+    assert changes(backend) == expected
