@@ -324,7 +324,11 @@ def test_a_breaker_on_redis_reports_every_state_change_as_one_in_memory_does(
             return "up"
 
         guarded = rs.circuit_breaker(
-            fail_max=2, reset_timeout=5, name=f"svc-{uuid.uuid4().hex}", storage=storage, clock=clock
+            fail_max=2,
+            reset_timeout=5,
+            name=f"svc-{uuid.uuid4().hex}",
+            storage=storage,
+            clock=clock,
         )(call)
         with capture_events(rs.instrumentation.BreakerStateChanged) as events:
             for _ in range(2):
