@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import resilient_scan as rs
 from resilient_scan import _breaker
 from resilient_scan._storage import Admission, BreakerSnapshot, BreakerStore, Transition
-from resilient_scan.instrumentation import BackendUnavailable
+from resilient_scan.instrumentation import BackendUnavailable, BreakerStateChanged
 from resilient_scan.redis import RedisBackend, RedisBreakerStore
 from resilient_scan.testing import FakeClock, capture_events
 from tests.integrations.conftest import CountingFactory
@@ -330,7 +330,7 @@ def test_a_breaker_on_redis_reports_every_state_change_as_one_in_memory_does(
             storage=storage,
             clock=clock,
         )(call)
-        with capture_events(rs.instrumentation.BreakerStateChanged) as events:
+        with capture_events(BreakerStateChanged) as events:
             for _ in range(2):
                 with pytest.raises(ConnectionError):
                     guarded()
@@ -340,7 +340,7 @@ def test_a_breaker_on_redis_reports_every_state_change_as_one_in_memory_does(
             clock.advance(5)
             failing[0] = False
             assert guarded() == "up"  # the next trial closes it
-        return [(e.from_state, e.to_state, e.failures) for e in events]
+        return [(e.from_state, e.to_state, e.failures) for e in events.of(BreakerStateChanged)]
 
     expected = [
         ("closed", "open", 2),
