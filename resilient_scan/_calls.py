@@ -8,6 +8,8 @@ composite that `resilient` builds) counts the call for the running scanner and r
 Both cost nothing when nobody is listening. `quiet` answers, in one context-variable read
 and one identity check, whether no scanner is running and no hook takes any per-call event
 (`CallFinished`, `AttemptStarted`, `AttemptFinished`); wrappers then take their fast path.
+`traced` answers whether anyone takes attempt events: a metrics hook takes `CallFinished`
+only, and then attempts are made without timing or reporting each one.
 """
 
 from __future__ import annotations
@@ -56,10 +58,18 @@ def quiet() -> bool:
 
 def _check_quiet() -> bool:
     current = dispatch()
-    if any(kind in current.by_type for kind in PER_CALL_EVENTS):
+    if current.per_call:
         return False  # some hook may want them: ask `wanted` for each event
     QUIET_DISPATCH[0] = current
     return True
+
+
+def traced() -> bool:
+    """Whether attempts must be timed and reported one by one (a hook takes their events).
+
+    When not, a layer that would report attempts makes them without an `Attempt`.
+    """
+    return (_config.RUNTIME.dispatch or dispatch()).traced
 
 
 def outcome(exc: BaseException | None) -> str:

@@ -14,13 +14,18 @@ flat fields with consistent names across events:
 
 The ``exception`` field, where present, carries the exception object for hooks that record
 it (OpenTelemetry, tracebacks); it is never rendered as a field.
+
+Events are built on hot paths (a ``call.finished`` per call through a policy while a metrics
+hook listens), so each class gets a faster ``__init__`` than the one `dataclasses` generates
+for frozen classes (see `_install_fast_init`): they stay frozen dataclasses all the same.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field
 from typing import Any, ClassVar
 
 from ._text import describe_error, error_type
@@ -29,8 +34,6 @@ DEBUG, INFO, WARNING, ERROR = logging.DEBUG, logging.INFO, logging.WARNING, logg
 
 #: Every event class, by name (filled in as the classes are defined).
 EVENT_TYPES: dict[str, type[Event]] = {}
-#: The field names each class renders (every field but ``exception``), computed once.
-_RENDERED: dict[type[Event], tuple[str, ...]] = {}
 
 
 def _error_fields(exc: BaseException | None) -> tuple[str | None, str | None]:
@@ -39,7 +42,7 @@ def _error_fields(exc: BaseException | None) -> tuple[str | None, str | None]:
     return error_type(exc), describe_error(exc)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Event:
     """Base of every event."""
 
@@ -48,7 +51,6 @@ class Event:
 
     def __init_subclass__(cls) -> None:
         """Register the event class by name."""
-        # No super() here: slots=True rebuilds the class, which breaks zero-argument super.
         if cls.name != "event" and "name" in cls.__dict__:
             EVENT_TYPES[cls.name] = cls
 
@@ -59,19 +61,16 @@ class Event:
 
     def fields(self) -> dict[str, Any]:
         """The event's fields as a flat mapping, as logs render them."""
-        kind = type(self)
-        rendered = _RENDERED.get(kind)
-        if rendered is None:
-            rendered = _RENDERED[kind] = tuple(
-                f.name for f in fields(self) if f.name != "exception"
-            )
-        return {name: getattr(self, name) for name in rendered}
+        # The instance's dict holds exactly its fields, in order (it is frozen).
+        rendered = self.__dict__.copy()
+        rendered.pop("exception", None)
+        return rendered
 
 
 # -- retry -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class RetryScheduled(Event):
     """An attempt failed and another is coming after *wait* seconds."""
 
@@ -86,7 +85,7 @@ class RetryScheduled(Event):
     exception: BaseException | None = field(default=None, repr=False, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class RetryExhausted(Event):
     """Retrying gave up: the last exception goes to the caller.
 
@@ -106,7 +105,7 @@ class RetryExhausted(Event):
     exception: BaseException | None = field(default=None, repr=False, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class AttemptStarted(Event):
     """One attempt of a call through a retry layer begins (for tracing; not logged)."""
 
@@ -117,7 +116,7 @@ class AttemptStarted(Event):
     token: object = field(default=None, repr=False, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class AttemptFinished(Event):
     """One attempt ended: ``outcome`` is ``ok``, ``error``, ``timeout`` or ``circuit_open``."""
 
@@ -132,7 +131,7 @@ class AttemptFinished(Event):
     exception: BaseException | None = field(default=None, repr=False, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class CallFinished(Event):
     """A call through a policy (or `resilient`) returned or raised, after every layer.
 
@@ -150,7 +149,7 @@ class CallFinished(Event):
 # -- timeout ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class TimeoutFired(Event):
     """A call passed its limit: the caller got `ScanTimeout`.
 
@@ -167,7 +166,7 @@ class TimeoutFired(Event):
     cancelled: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class CallAbandoned(Event):
     """A thread was left running a call nobody waits for any more."""
 
@@ -177,7 +176,7 @@ class CallAbandoned(Event):
     abandoned: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class AbandonedCallFinished(Event):
     """An abandoned call returned at last; its thread is free again."""
 
@@ -203,7 +202,7 @@ class AbandonedCallFinished(Event):
 # -- circuit breaker -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class BreakerStateChanged(Event):
     """A breaker moved between ``closed``, ``open`` and ``half-open`` (warning when opening)."""
 
@@ -220,7 +219,7 @@ class BreakerStateChanged(Event):
         return WARNING if self.to_state == "open" else INFO
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class BreakerRejected(Event):
     """A breaker refused a call without running it."""
 
@@ -234,7 +233,7 @@ class BreakerRejected(Event):
 # -- cache -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class CacheHit(Event):
     """A cached result answered the call (``coalesced``: it waited for a concurrent load)."""
 
@@ -245,7 +244,7 @@ class CacheHit(Event):
     coalesced: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class CacheMiss(Event):
     """No cached result: this call loads one."""
 
@@ -255,7 +254,7 @@ class CacheMiss(Event):
     function: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class CacheLoaded(Event):
     """A load succeeded and its result was stored."""
 
@@ -267,7 +266,7 @@ class CacheLoaded(Event):
     stored: bool = True  # False when a cache_clear() during the load made it stale
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class CacheLoadFailed(Event):
     """A load raised: nothing is stored, and its waiters get the exception."""
 
@@ -280,7 +279,7 @@ class CacheLoadFailed(Event):
     error: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class CacheStoreFailed(Event):
     """The cache's store failed to answer or to keep a result: the call went on uncached."""
 
@@ -296,7 +295,7 @@ class CacheStoreFailed(Event):
 # -- rate limiter ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class RateLimitWaited(Event):
     """A call waited *wait* seconds for a permit."""
 
@@ -307,7 +306,7 @@ class RateLimitWaited(Event):
     wait: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class RateLimitRejected(Event):
     """No permit within the time the caller had: it got `RateLimitExceeded`."""
 
@@ -322,7 +321,7 @@ class RateLimitRejected(Event):
 # -- shared state backends -------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class BackendUnavailable(Event):
     """A shared-state backend (Redis) failed; the layer fell back as documented.
 
@@ -340,7 +339,7 @@ class BackendUnavailable(Event):
     error: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class BackendRecovered(Event):
     """A backend that was unavailable answers again; the layer uses it again."""
 
@@ -354,7 +353,7 @@ class BackendRecovered(Event):
 # -- user code that raised where it must not ------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class PredicateFailed(Event):
     """A user function judging an exception raised (``where``: e.g. ``retry.on``).
 
@@ -379,7 +378,7 @@ class PredicateFailed(Event):
         return cls(where, function, error_type(original), kind, text, broken)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class WorkerTaskFailed(Event):
     """A bug in resilient_scan itself: a task crashed its worker thread (which carries on)."""
 
@@ -399,7 +398,7 @@ class WorkerTaskFailed(Event):
 # -- the executor ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ScanStarted(Event):
     """A run of the executor begins."""
 
@@ -413,7 +412,7 @@ class ScanStarted(Event):
     run_id: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ScanFinished(Event):
     """A run ended. ``counts`` renders as ``<status>_count`` fields (``ok_count``, ...)."""
 
@@ -443,7 +442,7 @@ class ScanFinished(Event):
         return rendered
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ScannerStarted(Event):
     """A scanner starts running (emitted in the scanner's own context)."""
 
@@ -454,7 +453,7 @@ class ScannerStarted(Event):
     run_id: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ScannerFinished(Event):
     """A scanner's outcome (warning for ``error``, ``timeout``, ``circuit_open``).
 
@@ -485,7 +484,7 @@ class ScannerFinished(Event):
         return WARNING if self.status in ("error", "timeout", "circuit_open") else INFO
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ScannerDegraded(Event):
     """A scanner returned normally although calls inside it failed (it swallowed them)."""
 
@@ -501,7 +500,7 @@ class ScannerDegraded(Event):
     run_id: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class LateResultDropped(Event):
     """A scanner already marked ``timeout`` returned after all; its result is dropped."""
 
@@ -515,7 +514,7 @@ class LateResultDropped(Event):
     run_id: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ConfigUnmatched(Event):
     """A ``scanners.NAME`` or ``pipelines.NAME`` table matches no scanner of the run."""
 
@@ -523,3 +522,46 @@ class ConfigUnmatched(Event):
     level: ClassVar[int] = WARNING
     key: str
     close_matches: tuple[str, ...]
+
+
+# -- building events fast ----------------------------------------------------------------------
+
+
+def _install_fast_init(cls: type[Event]) -> None:
+    """Give *cls* an ``__init__`` that stores its fields straight into the instance's dict.
+
+    The ``__init__`` that `dataclasses` generates for a frozen class stores each field with
+    ``object.__setattr__``, a generic call that costs about as much as the rest of an event
+    put together. Writing into ``self.__dict__`` bypasses the frozen ``__setattr__`` the
+    same way, in a fraction of the time. The signature (names, order, defaults) is the
+    dataclass's own; the class stays a frozen dataclass (assignment raises
+    `dataclasses.FrozenInstanceError`). A class whose fields need more than plain
+    defaults (factories, keyword-only fields, ``__post_init__``) keeps the generated one.
+    """
+    declared = dataclasses.fields(cls)
+    if hasattr(cls, "__post_init__") or any(
+        f.default_factory is not MISSING or not f.init or f.kw_only for f in declared
+    ):
+        return
+    defaults: dict[str, Any] = {}
+    parameters = []
+    for each in declared:
+        if each.default is MISSING:
+            parameters.append(each.name)
+        else:
+            defaults[f"_default_{each.name}"] = each.default
+            parameters.append(f"{each.name}=_default_{each.name}")
+    stores = "".join(f"    values[{each.name!r}] = {each.name}\n" for each in declared)
+    source = f"def __init__(self, {', '.join(parameters)}):\n    values = self.__dict__\n{stores}"
+    namespace: dict[str, Any] = {}
+    exec(source, defaults, namespace)  # noqa: S102 - our own field names, as dataclasses does
+    init: Callable[..., None] = namespace["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__module__ = cls.__module__
+    init.__annotations__ = dict(cls.__init__.__annotations__)
+    init.__doc__ = cls.__init__.__doc__
+    cls.__init__ = init  # type: ignore[method-assign]
+
+
+for _event_type in EVENT_TYPES.values():
+    _install_fast_init(_event_type)

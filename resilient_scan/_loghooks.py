@@ -12,6 +12,7 @@ variables, and values are escaped so that no field can forge a log line.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 from collections.abc import Collection, Iterator
@@ -77,8 +78,9 @@ def safe_fields(event: Event) -> dict[str, Any]:
     failures, which are rare) keeps the promise even for an event built elsewhere.
     """
     fields = event.fields()
-    for name in TEXT_FIELDS.intersection(fields):
-        value = fields[name]
+    texts, carries_exception = _shape(type(event))
+    for name in TEXT_FIELDS.intersection(fields) if texts is None else texts:
+        value = fields.get(name)
         if isinstance(value, str):
             limit = _message_limit() * (20 if name == "traceback" else 1)
             # Slack for the "… (+N chars)" an emitter's cap already added: capping twice
@@ -86,12 +88,31 @@ def safe_fields(event: Event) -> dict[str, Any]:
             if len(value) > limit + _CAP_NOTE:
                 value = cap(value, limit)
             fields[name] = redact(value)
-    exception = exception_to_show(event)
-    if exception is not None and not fields.get("traceback"):
-        fields["traceback"] = format_traceback(exception)
-    if fields.get("traceback") is None:
-        fields.pop("traceback", None)
+    if carries_exception:
+        exception = exception_to_show(event)
+        if exception is not None and not fields.get("traceback"):
+            fields["traceback"] = format_traceback(exception)
+    if "traceback" in fields and fields["traceback"] is None:
+        del fields["traceback"]
     return fields
+
+
+#: Per event class: its text fields (None: look at each event's fields), and whether it
+#: may carry an exception. Found once per class: logging an event asks on every event.
+_SHAPES: dict[type[Event], tuple[tuple[str, ...] | None, bool]] = {}
+
+
+def _shape(event_type: type[Event]) -> tuple[tuple[str, ...] | None, bool]:
+    shape = _SHAPES.get(event_type)
+    if shape is None:
+        if dataclasses.is_dataclass(event_type) and event_type.fields is Event.fields:
+            names = [each.name for each in dataclasses.fields(event_type)]
+            texts: tuple[str, ...] | None = tuple(n for n in names if n in TEXT_FIELDS)
+            shape = (texts, "exception" in names)
+        else:  # fields of its own making: look at what it renders, every time
+            shape = (None, True)
+        _SHAPES[event_type] = shape
+    return shape
 
 
 def _message_limit() -> int:
@@ -265,6 +286,9 @@ class StructlogHook:
         self._structlog = _Structlog()
         # Per bound-logger class: the levels it passes (or `_ASK_LOGGING`).
         self._levels: dict[object, dict[int, bool] | str] = {}
+        # One lazy logger, as a module-level ``structlog.get_logger()`` is: it binds anew
+        # on each event, so it follows the configuration (and `capture_logs`).
+        self._logger: Any = None
 
     def __repr__(self) -> str:
         """``StructlogHook()``."""
@@ -306,14 +330,25 @@ class StructlogHook:
             levels[level] = enabled
         return enabled
 
+    def _get_logger(self) -> Any:
+        module = self._structlog.module
+        config = self._structlog.config
+        if config is None or config.cache_logger_on_first_use is not False:
+            # A lazy logger that caches its first binding would keep that configuration
+            # for good: ask structlog for a new one every time, as before.
+            return module.get_logger(LOGGER_NAME)
+        logger = self._logger
+        if logger is None:
+            logger = self._logger = module.get_logger(LOGGER_NAME)
+        return logger
+
     def __call__(self, event: Event) -> None:
         """Log *event*."""
         level = event.severity
         if not self.enabled_for(level):
             return
-        logger = self._structlog.module.get_logger(LOGGER_NAME)
         method = _METHODS.get(level, "critical" if level > ERROR else "info")
-        getattr(logger, method)(event.name, **safe_fields(event))
+        getattr(self._get_logger(), method)(event.name, **safe_fields(event))
 
 
 _METHODS: Final = {DEBUG: "debug", INFO: "info", WARNING: "warning", ERROR: "error"}
@@ -338,6 +373,8 @@ class LogHook:
         self.structlog = StructlogHook()
         self.logging = LoggingHook()
         self._structlog = self.structlog._structlog  # noqa: SLF001 - one finder for both
+        self._levels = self.structlog._levels  # noqa: SLF001 - what the structlog route learnt
+        self._config: Any = None  # structlog's configuration object, once found
 
     def __repr__(self) -> str:
         """``LogHook()``."""
@@ -345,13 +382,35 @@ class LogHook:
 
     def enabled_for(self, level: int) -> bool:
         """Whether the route taken now would emit an event of *level*."""
-        if self._structlog.configured():
-            return self.structlog.enabled_for(level)
-        return self.logging.enabled_for(level)
+        # Asked before every debug event of a hot path (a cache hit): the usual answers
+        # are read here from structlog's configuration object and what the structlog route
+        # learnt of its bound-logger class, without a call.
+        config = self._config
+        if config is None:
+            configured = self._structlog.configured()
+            config = self._config = self._structlog.config  # None until structlog is loaded
+            if config is None:
+                if configured:
+                    return self.structlog.enabled_for(level)
+                return self.logging.logger.isEnabledFor(level)
+        if config.is_configured is not True:
+            return self.logging.logger.isEnabledFor(level)
+        levels = self._levels.get(config.default_wrapper_class)
+        if levels.__class__ is dict:
+            known = levels.get(level)
+            if known is not None:
+                return known
+        return self.structlog.enabled_for(level)
 
     def __call__(self, event: Event) -> None:
         """Log *event* through the route taken now."""
-        if self._structlog.configured():
+        config = self._config
+        if config is None:
+            configured = self._structlog.configured()
+            self._config = self._structlog.config
+        else:
+            configured = config.is_configured is True
+        if configured:
             self.structlog(event)
         else:
             self.logging(event)
