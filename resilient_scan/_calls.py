@@ -24,18 +24,13 @@ from ._clock import Clock
 from ._config import CURRENT_SCAN
 from ._errors import CircuitOpenError, RateLimitExceeded, ScanTimeout
 from ._events import AttemptFinished, AttemptStarted, CallFinished
-from ._instrument import dispatch, emit, wanted
+from ._instrument import QUIET_DISPATCH, dispatch, emit, wanted
 from ._text import error_type
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: The events emitted for every call or attempt, so only built when a hook takes them.
 PER_CALL_EVENTS: Final = (CallFinished, AttemptStarted, AttemptFinished)
-
-_NEVER: Final = object()
-#: The dispatch table last found to take no per-call event (compared by identity: a new
-#: table, after hooks change, is checked again).
-QUIET_DISPATCH: list[object] = [_NEVER]
 
 
 def is_async(func: object) -> bool:
@@ -57,11 +52,9 @@ def quiet() -> bool:
 
 
 def _check_quiet() -> bool:
-    current = dispatch()
-    if current.per_call:
-        return False  # some hook may want them: ask `wanted` for each event
-    QUIET_DISPATCH[0] = current
-    return True
+    # Some hook may want them (then `wanted` is asked for each event), or the table was not
+    # built yet.
+    return not dispatch().per_call
 
 
 def traced() -> bool:

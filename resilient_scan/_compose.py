@@ -28,9 +28,10 @@ from typing import Any, ParamSpec, Protocol, TypeAlias, TypeVar, cast
 from . import _config, _settings
 from ._breaker import CLOSED_ADMISSION, BreakerPolicy, CircuitBreaker, MemoryBreakerStore
 from ._cache import CacheInfo, CachePolicy
-from ._calls import QUIET_DISPATCH, counted, finish_call, is_async
+from ._calls import counted, finish_call, is_async
 from ._clock import SYSTEM_CLOCK, Clock
 from ._config import CURRENT_SCAN
+from ._instrument import QUIET_DISPATCH
 from ._ratelimit import RateLimiter, RateLimitPolicy
 from ._retry import RetryPolicy, Tries, retry_async, retry_sync
 from ._storage import CLOSED

@@ -159,6 +159,12 @@ def _recorded_types() -> frozenset[type[Event]]:
 #: What `Dispatch.routes` holds for an event type some hook always takes.
 _ALWAYS: Final = True
 
+#: The last dispatch table built that no hook takes a per-call event from (`CallFinished`,
+#: `AttemptStarted`, `AttemptFinished`). Hot paths compare the current table with it by
+#: identity: while it is the current one and no scanner runs, nobody counts or reports
+#: calls, and wrappers take their fast path.
+QUIET_DISPATCH: Final[list[object]] = [object()]
+
 
 def _any_gate(gates: tuple[Callable[[int], bool], ...]) -> Callable[[int], bool]:
     """One gate for several hooks' ``enabled_for``: open when one of them is."""
@@ -235,6 +241,8 @@ class Dispatch:
         attempts = (AttemptStarted, AttemptFinished)
         self.per_call = any(kind in self.by_type for kind in (CallFinished, *attempts))
         self.traced = any(kind in self.by_type or kind in self.in_scan for kind in attempts)
+        if not self.per_call:
+            QUIET_DISPATCH[0] = self  # tables are installed as soon as they are built
 
     @classmethod
     def of(cls, specs: Iterable[Hook | HookFactory]) -> Dispatch:

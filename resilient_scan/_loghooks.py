@@ -78,7 +78,7 @@ def safe_fields(event: Event) -> dict[str, Any]:
     failures, which are rare) keeps the promise even for an event built elsewhere.
     """
     fields = event.fields()
-    texts, carries_exception = _shape(type(event))
+    texts, carries_exception = _SHAPES.get(type(event)) or _shape(type(event))
     for name in TEXT_FIELDS.intersection(fields) if texts is None else texts:
         value = fields.get(name)
         if isinstance(value, str):
@@ -88,7 +88,7 @@ def safe_fields(event: Event) -> dict[str, Any]:
             if len(value) > limit + _CAP_NOTE:
                 value = cap(value, limit)
             fields[name] = redact(value)
-    if carries_exception:
+    if carries_exception and getattr(event, "exception", None) is not None:
         exception = exception_to_show(event)
         if exception is not None and not fields.get("traceback"):
             fields["traceback"] = format_traceback(exception)
@@ -345,9 +345,12 @@ class StructlogHook:
     def __call__(self, event: Event) -> None:
         """Log *event*."""
         level = event.severity
-        if not self.enabled_for(level):
-            return
-        method = _METHODS.get(level, "critical" if level > ERROR else "info")
+        if self.enabled_for(level):
+            self.log(event, level)
+
+    def log(self, event: Event, level: int) -> None:
+        """Log *event* at *level*, which the configured bound-logger class passes."""
+        method = _METHODS.get(level) or ("critical" if level > ERROR else "info")
         getattr(self._get_logger(), method)(event.name, **safe_fields(event))
 
 
@@ -408,12 +411,22 @@ class LogHook:
         if config is None:
             configured = self._structlog.configured()
             self._config = self._structlog.config
-        else:
-            configured = config.is_configured is True
-        if configured:
-            self.structlog(event)
-        else:
+            if configured:
+                self.structlog(event)
+            else:
+                self.logging(event)
+            return
+        if config.is_configured is not True:
             self.logging(event)
+            return
+        # structlog, as configured: its level answer read as in `enabled_for`, once per event.
+        level = event.severity
+        levels = self._levels.get(config.default_wrapper_class)
+        known = levels.get(level) if levels.__class__ is dict else None
+        if known is None:
+            self.structlog(event)  # asks (and learns) the level first
+        elif known:
+            self.structlog.log(event, level)
 
 
 def default_hooks() -> tuple[LogHook]:
