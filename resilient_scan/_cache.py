@@ -647,7 +647,7 @@ class Cache(Generic[R]):
         if recorder is not None:
             recorder.count_call(failed=exc is not None)
         if wanted(CallFinished):
-            duration = round(self.clock.monotonic() - started, 6)
+            duration = self.clock.monotonic() - started  # per call: not rounded (see _calls)
             if exc is None:
                 emit(CallFinished(self.name, "ok", duration))
             else:

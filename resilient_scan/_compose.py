@@ -184,7 +184,7 @@ def _fast_path(retry: RetryPolicy | None, breaker: CircuitBreaker | None) -> Fus
     return fuse
 
 
-def _fused_sync(
+def _fused_sync(  # noqa: C901 - the hot frame is written out, one branch per case
     slow: Callable[..., R],
     inner: Callable[..., R],
     name: str,
@@ -195,20 +195,16 @@ def _fused_sync(
 ) -> Callable[..., R]:
     scan, runtime, quiet = CURRENT_SCAN.get, _config.RUNTIME, QUIET_DISPATCH
     store: Any = breaker.store
-    ended, clock, monotonic = breaker.ended, breaker.clock, retry.clock.monotonic
+    ended, clock, timer = breaker.ended, breaker.clock, retry.clock
+    monotonic = timer.monotonic
     guarded = breaker.layer(inner)  # later attempts go through the breaker layer
-
-    counted_call = _counted_sync(inner, name, retry, breaker, guarded)
+    if not counts:
+        return _fused_inner_sync(slow, inner, name, retry, breaker, guarded=guarded)
 
     def resilient_call(*args: Any, **kwargs: Any) -> R:
         if store.state is CLOSED:
             current = runtime.dispatch
-            # Outermost: nothing to count or report. Inside the cache: no attempt to trace.
-            if (
-                (current is quiet[0] and scan() is None)
-                if counts
-                else (current is not None and not current.traced)
-            ):
+            if current is quiet[0] and scan() is None:  # nothing to count or report
                 started = monotonic()
                 try:
                     result = inner(*args, **kwargs)
@@ -219,8 +215,54 @@ def _fused_sync(
                 if store.failures:
                     store.record_success(CLOSED_ADMISSION, now=clock.time())
                 return result
-            if counts and current is not None and not current.traced:
-                return counted_call(args, kwargs)
+            if current is not None and not current.traced:  # counted, attempts untraced
+                started = monotonic()
+                try:
+                    try:
+                        result = inner(*args, **kwargs)
+                    except Exception as exc:
+                        ended(CLOSED_ADMISSION, exc)
+                        tries = Tries(retry, name, started, None)
+                        result = retry_sync(tries, exc, guarded, args, kwargs)
+                    else:
+                        if store.failures:
+                            store.record_success(CLOSED_ADMISSION, now=clock.time())
+                except BaseException as exc:
+                    finish_call(name, started, timer, exc)
+                    raise
+                finish_call(name, started, timer, None)
+                return result
+        return slow(*args, **kwargs)
+
+    return functools.wraps(slow)(resilient_call)
+
+
+def _fused_inner_sync(
+    slow: Callable[..., R],
+    inner: Callable[..., R],
+    name: str,
+    retry: RetryPolicy,
+    breaker: CircuitBreaker,
+    *,
+    guarded: Callable[..., R],
+) -> Callable[..., R]:
+    """The fused frame inside a cache layer, which counts the calls: untraced is enough."""
+    runtime = _config.RUNTIME
+    store: Any = breaker.store
+    ended, clock, monotonic = breaker.ended, breaker.clock, retry.clock.monotonic
+
+    def resilient_call(*args: Any, **kwargs: Any) -> R:
+        current = runtime.dispatch
+        if store.state is CLOSED and current is not None and not current.traced:
+            started = monotonic()
+            try:
+                result = inner(*args, **kwargs)
+            except Exception as exc:
+                ended(CLOSED_ADMISSION, exc)
+                return retry_sync(Tries(retry, name, started, None), exc, guarded, args, kwargs)
+            if store.failures:
+                store.record_success(CLOSED_ADMISSION, now=clock.time())
+            return result
         return slow(*args, **kwargs)
 
     return functools.wraps(slow)(resilient_call)
@@ -265,38 +307,6 @@ def _fused_async(
         return await slow(*args, **kwargs)
 
     return functools.wraps(slow)(resilient_call)
-
-
-def _counted_sync(
-    inner: Callable[..., R],
-    name: str,
-    retry: RetryPolicy,
-    breaker: CircuitBreaker,
-    guarded: Callable[..., R],
-) -> Callable[[tuple[Any, ...], dict[str, Any]], R]:
-    """The fused frame's counted path: closed, attempts not traced, the call counted."""
-    store: Any = breaker.store
-    ended, clock, timer = breaker.ended, breaker.clock, retry.clock
-    monotonic = timer.monotonic
-
-    def counted_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
-        started = monotonic()
-        try:
-            try:
-                result = inner(*args, **kwargs)
-            except Exception as exc:
-                ended(CLOSED_ADMISSION, exc)
-                result = retry_sync(Tries(retry, name, started, None), exc, guarded, args, kwargs)
-            else:
-                if store.failures:
-                    store.record_success(CLOSED_ADMISSION, now=clock.time())
-        except BaseException as exc:
-            finish_call(name, started, timer, exc)
-            raise
-        finish_call(name, started, timer, None)
-        return result
-
-    return counted_call
 
 
 def _counted_async(
