@@ -46,8 +46,9 @@ from ._events import (
     ScannerStarted,
 )
 from ._instrument import emit, wanted, wanted_at
-from ._report import FAILED, NO_CALLS, Normalizer, ScanResult, ScanStatus
+from ._report import FAILED, NO_CALLS, NOT_RUN, Normalizer, ScanResult, ScanStatus
 from ._scanner import Construction, Constructor
+from ._state import ATOMS as _ATOMS
 from ._state import DictView, release_views, state_view, to_plain
 from ._stats import CallStats, ScanRecorder, TimelineEntry
 from ._text import describe_error, error_type, format_traceback
@@ -408,19 +409,26 @@ class ScanJob:
                 )
             )
         candidates = _normalized(raw, planned.name, self.options.normalize)
+        # The result of most scanners: positional, as ScanResult lists its fields.
         return self._report(
             ScanResult(
-                name=planned.name,
-                status=ScanStatus.OK,
-                candidates=candidates,
-                duration=duration,
-                pipeline=planned.pipeline,
-                dropped=len(raw) - len(candidates),
-                tool_logs=tool_logs,
-                calls=calls,
-                timeline=self.recorder.timeline(),
-                started_at=self.started - self.options.run_started,
-                timeout_seconds=planned.timeout,
+                planned.name,
+                ScanStatus.OK,
+                candidates,
+                None,
+                duration,
+                planned.pipeline,
+                len(raw) - len(candidates),
+                False,  # noqa: FBT003 - abandoned
+                None,
+                None,
+                None,
+                None,
+                tool_logs,
+                calls,
+                self.recorder.timeline() if calls is not NO_CALLS else (),
+                self.started - self.options.run_started,
+                planned.timeout,
             )
         )
 
@@ -503,12 +511,13 @@ class ScanJob:
 
     def _report(self, result: ScanResult, *, timeout: float | None = None) -> ScanResult:
         report_finished(result, self.options, timeout)
+        calls = result.calls
         if (
-            result.status is ScanStatus.OK
-            and result.calls.troubled
+            calls is not NO_CALLS  # nothing happened inside: not degraded
+            and result.status is ScanStatus.OK
+            and calls.troubled
             and self.options.reporting.degraded
         ):
-            calls = result.calls
             _emit(
                 ScannerDegraded(
                     result.name,
@@ -532,6 +541,10 @@ def report_finished(result: ScanResult, options: JobOptions, timeout: float | No
         return
     if timeout is None and status is ScanStatus.TIMEOUT:
         timeout = result.timeout_seconds  # the limit that fired (its own attempt timeout)
+    if result.calls is NO_CALLS:  # no policy event inside: no retry, not degraded
+        attempts, degraded = (0 if status in NOT_RUN else 1), False
+    else:
+        attempts, degraded = result.attempts, result.degraded
     _emit(
         ScannerFinished(
             result.name,
@@ -540,12 +553,12 @@ def report_finished(result: ScanResult, options: JobOptions, timeout: float | No
             len(result.candidates),
             result.dropped,
             round(result.duration, 3),
-            result.attempts,
+            attempts,
             result.error_type,
             result.error,
             result.reason,
             timeout,
-            result.degraded,
+            degraded,
             options.run_id,
             result.traceback,
             result.exception,
@@ -580,8 +593,11 @@ def _normalized(raw: list[Any], scanner: str, normalize: Normalizer) -> list[dic
     append = candidates.append
     for item in raw:
         try:
-            # Plain data in the report: a candidate may hold views of the state.
-            candidate = normalize(to_plain(item), scanner)
+            # Plain data in the report: a candidate may hold views of the state. (A flat
+            # dict, the usual candidate, cannot: checked here at C speed.)
+            if type(item) is not dict or not _ATOMS.issuperset(map(type, item.values())):
+                item = to_plain(item)  # noqa: PLW2901 - the same finding, made plain
+            candidate = normalize(item, scanner)
         except Exception:  # noqa: S112 - one bad candidate is dropped and counted on its own
             continue
         if candidate is not None:

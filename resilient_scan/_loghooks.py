@@ -351,7 +351,11 @@ class StructlogHook:
     def log(self, event: Event, level: int) -> None:
         """Log *event* at *level*, which the configured bound-logger class passes."""
         method = _METHODS.get(level) or ("critical" if level > ERROR else "info")
-        getattr(self._get_logger(), method)(event.name, **safe_fields(event))
+        logger = self._logger
+        config = self._structlog.config
+        if logger is None or config is None or config.cache_logger_on_first_use is not False:
+            logger = self._get_logger()
+        getattr(logger, method)(event.name, **safe_fields(event))
 
 
 _METHODS: Final = {DEBUG: "debug", INFO: "info", WARNING: "warning", ERROR: "error"}
