@@ -17,6 +17,7 @@ import argparse
 import importlib
 import sys
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -86,11 +87,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     timings: list[str] = []
     notes: list[str] = []
     for name in names:
-        module = importlib.import_module(name)
-        run: Callable[..., list[Row]] = module.run
         began = time.perf_counter()
-        rows.extend(run(quick=args.quick))
-        timings.append(f"{name} {time.perf_counter() - began:.0f} s")
+        try:
+            module = importlib.import_module(name)
+            run: Callable[..., list[Row]] = module.run
+            rows.extend(run(quick=args.quick))
+        except Exception as exc:  # one broken module must not hide the others' figures
+            text = f"{type(exc).__name__}: {exc}"
+            rows.append(
+                Row(f"{name}: ran to the end", 0.0, 1.0, passed=False, detail=f"raised {text}")
+            )
+            traceback.print_exc()
+            continue
+        finally:
+            timings.append(f"{name} {time.perf_counter() - began:.0f} s")
         sink = getattr(module, "SINK", None)
         if sink is not None:
             notes.append(f"{name}: JSON log output: {sink.lines} lines, {sink.chars} chars")
