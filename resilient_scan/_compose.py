@@ -31,7 +31,8 @@ from ._cache import CacheInfo, CachePolicy
 from ._calls import counted, finish_call, is_async
 from ._clock import SYSTEM_CLOCK, Clock
 from ._config import CURRENT_SCAN
-from ._instrument import QUIET_DISPATCH
+from ._events import CallFinished
+from ._instrument import QUIET_DISPATCH, emit, wanted
 from ._ratelimit import RateLimiter, RateLimitPolicy
 from ._retry import RetryPolicy, Tries, retry_async, retry_sync
 from ._storage import CLOSED
@@ -201,7 +202,7 @@ def _fused_sync(  # noqa: C901 - the hot frame is written out, one branch per ca
     if not counts:
         return _fused_inner_sync(slow, inner, name, retry, breaker, guarded=guarded)
 
-    def resilient_call(*args: Any, **kwargs: Any) -> R:
+    def resilient_call(*args: Any, **kwargs: Any) -> R:  # noqa: C901 - one branch per case
         if store.state is CLOSED:
             current = runtime.dispatch
             if current is quiet[0] and scan() is None:  # nothing to count or report
@@ -230,7 +231,12 @@ def _fused_sync(  # noqa: C901 - the hot frame is written out, one branch per ca
                 except BaseException as exc:
                     finish_call(name, started, timer, exc)
                     raise
-                finish_call(name, started, timer, None)
+                # finish_call's success, inline: once per call while a metrics hook listens.
+                recorder = scan()
+                if recorder is not None:
+                    recorder.count_call(failed=False)
+                if current.routes.get(CallFinished) is True or wanted(CallFinished):
+                    emit(CallFinished(name, "ok", monotonic() - started))
                 return result
         return slow(*args, **kwargs)
 

@@ -404,14 +404,15 @@ def emit(event: Event) -> None:
 
     Never raises (an `Exception`): a failing hook or recorder is reported once on stderr.
     """
+    current = _RUNTIME.dispatch or dispatch()
+    kind = type(event)
     recorder = CURRENT_SCAN.get()
-    if recorder is not None:
+    if recorder is not None and kind in current.in_scan:  # only what it counts or notes
         try:
             recorder.observe(event)
         except Exception as exc:
             report_failure(type(recorder), exc, event)
-    current = _RUNTIME.dispatch or dispatch()
-    for call in current.by_type.get(type(event), ()):
+    for call in current.by_type.get(kind, ()):
         try:
             call(event)
         except Exception as exc:  # noqa: PERF203 - free in 3.11; hooks are user code

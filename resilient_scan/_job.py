@@ -277,17 +277,24 @@ class ScanJob:
     def _enter(self) -> Callable[..., Any]:
         """Set up the scanner's context and return what to call with its state view."""
         planned = self.planned
+        options = self.options
         CURRENT_SCAN.set(self.recorder)
-        if "structlog" in sys.modules:  # the application logs with structlog: bind the scanner
+        if _BOUND:  # structlog's variables for the scanner, known: set them directly
+            _BOUND[0].set(planned.name)
+            _BOUND[1].set(planned.pipeline)
+        elif "structlog" in sys.modules:  # the application logs with structlog: bind it
             bind_scanner(planned.name, planned.pipeline)
         view = self.view = state_view(self.state)
-        collector = self.options.tool_logs
+        collector = options.tool_logs
         if collector is not None:
             self.collected = collector.start(view)
-        scan = self._callable()
-        if self.options.reporting.started:
-            _emit(ScannerStarted(planned.name, planned.pipeline, self.options.run_id))
-        return scan
+        if planned.construction is None and planned.method is None:
+            scan = planned.target  # a function: called as it is
+        else:
+            scan = self._callable()
+        if options.reporting.started:
+            _emit(ScannerStarted(planned.name, planned.pipeline, options.run_id))
+        return scan  # type: ignore[no-any-return]
 
     def _callable(self) -> Callable[..., Any]:
         planned = self.planned
@@ -369,7 +376,8 @@ class ScanJob:
             return self.timed_out(running=False, duration=returned_at - self.started)
         duration = returned_at - self.started
         tool_logs = self.logs if self.logs is not None else self._tool_logs(running=False)
-        calls = self.recorder.snapshot()
+        recorder = self.recorder
+        calls = recorder.snapshot() if recorder._ready else NO_CALLS  # noqa: SLF001 - ours
         if error is not None:
             return self._report(
                 ScanResult(
@@ -545,25 +553,27 @@ def report_finished(result: ScanResult, options: JobOptions, timeout: float | No
         attempts, degraded = (0 if status in NOT_RUN else 1), False
     else:
         attempts, degraded = result.attempts, result.degraded
-    _emit(
-        ScannerFinished(
-            result.name,
-            result.pipeline,
-            status._value_,  # the value, without Enum's descriptor: once per scanner
-            len(result.candidates),
-            result.dropped,
-            round(result.duration, 3),
-            attempts,
-            result.error_type,
-            result.error,
-            result.reason,
-            timeout,
-            degraded,
-            options.run_id,
-            result.traceback,
-            result.exception,
-        )
+    event = ScannerFinished(
+        result.name,
+        result.pipeline,
+        status._value_,  # the value, without Enum's descriptor: once per scanner
+        len(result.candidates),
+        result.dropped,
+        round(result.duration, 3),
+        attempts,
+        result.error_type,
+        result.error,
+        result.reason,
+        timeout,
+        degraded,
+        options.run_id,
+        result.traceback,
+        result.exception,
     )
+    try:  # noqa: SIM105 - as _emit: nothing may escape, without contextlib's cost
+        emit(event)
+    except BaseException:  # noqa: S110 - emit reported a hook's failure; none is ours
+        pass
 
 
 #: structlog's context variables for ``scanner`` and ``pipeline``, once known.

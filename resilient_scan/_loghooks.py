@@ -77,8 +77,12 @@ def safe_fields(event: Event) -> dict[str, Any]:
     Emitters already redact what they put in events; doing it again here (only texts of
     failures, which are rare) keeps the promise even for an event built elsewhere.
     """
-    fields = event.fields()
-    texts, carries_exception = _SHAPES.get(type(event)) or _shape(type(event))
+    texts, carries_exception, own_fields = _SHAPES.get(type(event)) or _shape(type(event))
+    if own_fields:
+        fields = event.fields()
+    else:  # `Event.fields`, inline: the instance's dict holds exactly its fields
+        fields = event.__dict__.copy()
+        fields.pop("exception", None)
     for name in TEXT_FIELDS.intersection(fields) if texts is None else texts:
         value = fields.get(name)
         if isinstance(value, str):
@@ -99,18 +103,21 @@ def safe_fields(event: Event) -> dict[str, Any]:
 
 #: Per event class: its text fields (None: look at each event's fields), and whether it
 #: may carry an exception. Found once per class: logging an event asks on every event.
-_SHAPES: dict[type[Event], tuple[tuple[str, ...] | None, bool]] = {}
+_SHAPES: dict[type[Event], tuple[tuple[str, ...] | None, bool, bool]] = {}
 
 
-def _shape(event_type: type[Event]) -> tuple[tuple[str, ...] | None, bool]:
+def _shape(event_type: type[Event]) -> tuple[tuple[str, ...] | None, bool, bool]:
+    """(its text fields or None, whether it may carry an exception, renders its own fields)."""
     shape = _SHAPES.get(event_type)
     if shape is None:
-        if dataclasses.is_dataclass(event_type) and event_type.fields is Event.fields:
+        # The library's own events keep exactly their fields in the instance's dict.
+        plain = event_type.__module__ == Event.__module__ and event_type.fields is Event.fields
+        if plain:
             names = [each.name for each in dataclasses.fields(event_type)]
             texts: tuple[str, ...] | None = tuple(n for n in names if n in TEXT_FIELDS)
-            shape = (texts, "exception" in names)
-        else:  # fields of its own making: look at what it renders, every time
-            shape = (None, True)
+            shape = (texts, "exception" in names, False)
+        else:  # another kind of event: ask it, and look at what it renders
+            shape = (None, True, True)
         _SHAPES[event_type] = shape
     return shape
 
