@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import sys
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Any, Final
 
 from ._config import CURRENT_SCAN
@@ -362,10 +362,45 @@ class StructlogHook:
         config = self._structlog.config
         if logger is None or config is None or config.cache_logger_on_first_use is not False:
             logger = self._get_logger()
-        getattr(logger, method)(event.name, **safe_fields(event))
+        log = getattr(logger, method)
+        texts, carries_exception, own_fields = _SHAPES.get(type(event)) or _shape(type(event))
+        if not own_fields:
+            values = event.__dict__
+            # No text to redact or cap, no traceback to add (a scanner that returned, say):
+            # the fields go to structlog as keywords straight from the event.
+            if not (carries_exception and values["exception"] is not None) and not any(
+                values[name] is not None
+                for name in texts  # type: ignore[union-attr]
+            ):
+                call = _KEYWORD_CALLS.get(type(event)) or _keyword_call(type(event))
+                call(log, event.name, values)
+                return
+        log(event.name, **safe_fields(event))
 
 
 _METHODS: Final = {DEBUG: "debug", INFO: "info", WARNING: "warning", ERROR: "error"}
+
+#: Per event class: ``call(log, name, values)``, which calls ``log(name, field=value, ...)``
+#: with every field but ``exception`` (and a traceback, which is None there). One keyword
+#: dict, as a direct structlog call makes, instead of a copy of the event's and another.
+_KEYWORD_CALLS: dict[type[Event], Callable[[Callable[..., Any], str, dict[str, Any]], None]] = {}
+
+
+def _keyword_call(
+    event_type: type[Event],
+) -> Callable[[Callable[..., Any], str, dict[str, Any]], None]:
+    names = [
+        each.name
+        for each in dataclasses.fields(event_type)
+        if each.name not in ("exception", "traceback")
+    ]
+    arguments = ", ".join(f"{name}=values[{name!r}]" for name in names)
+    source = f"def call(log, name, values):\n    log(name, {arguments})\n"
+    namespace: dict[str, Any] = {}
+    exec(source, {}, namespace)  # noqa: S102 - the event class's own field names
+    call: Callable[[Callable[..., Any], str, dict[str, Any]], None] = namespace["call"]
+    _KEYWORD_CALLS[event_type] = call
+    return call
 
 
 def structlog_configured() -> bool:
