@@ -363,16 +363,20 @@ class StructlogHook:
         if logger is None or config is None or config.cache_logger_on_first_use is not False:
             logger = self._get_logger()
         log = getattr(logger, method)
-        texts, carries_exception, own_fields = _SHAPES.get(type(event)) or _shape(type(event))
+        kind = type(event)
+        texts, carries_exception, own_fields = _SHAPES.get(kind) or _shape(kind)
         if not own_fields:
             values = event.__dict__
             # No text to redact or cap, no traceback to add (a scanner that returned, say):
             # the fields go to structlog as keywords straight from the event.
-            if not (carries_exception and values["exception"] is not None) and not any(
-                values[name] is not None
-                for name in texts  # type: ignore[union-attr]
-            ):
-                call = _KEYWORD_CALLS.get(type(event)) or _keyword_call(type(event))
+            plain = not carries_exception or values["exception"] is None
+            if plain:
+                for name in texts:  # type: ignore[union-attr]
+                    if values[name] is not None:
+                        plain = False
+                        break
+            if plain:
+                call = _KEYWORD_CALLS.get(kind) or _keyword_call(kind)
                 call(log, event.name, values)
                 return
         log(event.name, **safe_fields(event))
