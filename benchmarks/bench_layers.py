@@ -59,7 +59,7 @@ from _common import (  # benchmarks/ is on sys.path when a benchmark runs as a s
 import resilient_scan as rs
 
 MICRO_ROUNDS = 15
-THREAD_ROUNDS = 9
+THREAD_ROUNDS = 15
 
 THREADS = 16
 TIMEOUT_CALLS = 40  # per thread, of TIMEOUT_NAP each

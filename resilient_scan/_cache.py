@@ -52,7 +52,7 @@ from ._events import (
     CacheStoreFailed,
     CallFinished,
 )
-from ._instrument import emit, wanted
+from ._instrument import QUIET_DISPATCH, emit, wanted
 from ._policy import Policy
 from ._settings import Seconds
 from ._stats import ScanRecorder
@@ -647,7 +647,7 @@ class Cache(Generic[R]):
         if recorder is not None:
             recorder.count_call(failed=exc is not None)
         if wanted(CallFinished):
-            duration = round(self.clock.monotonic() - started, 6)
+            duration = self.clock.monotonic() - started  # per call: not rounded (see _calls)
             if exc is None:
                 emit(CallFinished(self.name, "ok", duration))
             else:
@@ -707,11 +707,13 @@ def _memory_call(cache: Cache[R], counted_call: Callable[..., R] | None) -> Call
     name = cache.name
     make_key = cache.make_key
     bump_hit = cache.hits.bump
+    scan, runtime, quiet = CURRENT_SCAN.get, _config.RUNTIME, QUIET_DISPATCH
 
     def cached_call(*args: Any, **kwargs: Any) -> R:
         if counted_call is not None:
-            recorder = CURRENT_SCAN.get()
-            if recorder is not None or wanted(CallFinished):
+            recorder = scan()
+            # Nobody counts or reports calls while the quiet table is the current one.
+            if recorder is not None or (runtime.dispatch is not quiet[0] and wanted(CallFinished)):
                 return cache.counted(recorder, counted_call, args, kwargs)
         key = make_key(*args, **kwargs)
         seen = cache.completed
@@ -736,11 +738,13 @@ def _store_call(cache: Cache[R], counted_call: Callable[..., R] | None) -> Calla
     name = cache.name
     make_key = cache.make_key
     bump_hit = cache.hits.bump
+    scan, runtime, quiet = CURRENT_SCAN.get, _config.RUNTIME, QUIET_DISPATCH
 
     def cached_call(*args: Any, **kwargs: Any) -> R:
         if counted_call is not None:
-            recorder = CURRENT_SCAN.get()
-            if recorder is not None or wanted(CallFinished):
+            recorder = scan()
+            # Nobody counts or reports calls while the quiet table is the current one.
+            if recorder is not None or (runtime.dispatch is not quiet[0] and wanted(CallFinished)):
                 return cache.counted(recorder, counted_call, args, kwargs)
         key = make_key(*args, **kwargs)
         seen = cache.completed

@@ -8,6 +8,8 @@ composite that `resilient` builds) counts the call for the running scanner and r
 Both cost nothing when nobody is listening. `quiet` answers, in one context-variable read
 and one identity check, whether no scanner is running and no hook takes any per-call event
 (`CallFinished`, `AttemptStarted`, `AttemptFinished`); wrappers then take their fast path.
+`traced` answers whether anyone takes attempt events: a metrics hook takes `CallFinished`
+only, and then attempts are made without timing or reporting each one.
 """
 
 from __future__ import annotations
@@ -22,18 +24,13 @@ from ._clock import Clock
 from ._config import CURRENT_SCAN
 from ._errors import CircuitOpenError, RateLimitExceeded, ScanTimeout
 from ._events import AttemptFinished, AttemptStarted, CallFinished
-from ._instrument import dispatch, emit, wanted
+from ._instrument import QUIET_DISPATCH, dispatch, emit, wanted
 from ._text import error_type
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: The events emitted for every call or attempt, so only built when a hook takes them.
 PER_CALL_EVENTS: Final = (CallFinished, AttemptStarted, AttemptFinished)
-
-_NEVER: Final = object()
-#: The dispatch table last found to take no per-call event (compared by identity: a new
-#: table, after hooks change, is checked again).
-QUIET_DISPATCH: list[object] = [_NEVER]
 
 
 def is_async(func: object) -> bool:
@@ -55,11 +52,17 @@ def quiet() -> bool:
 
 
 def _check_quiet() -> bool:
-    current = dispatch()
-    if any(kind in current.by_type for kind in PER_CALL_EVENTS):
-        return False  # some hook may want them: ask `wanted` for each event
-    QUIET_DISPATCH[0] = current
-    return True
+    # Some hook may want them (then `wanted` is asked for each event), or the table was not
+    # built yet.
+    return not dispatch().per_call
+
+
+def traced() -> bool:
+    """Whether attempts must be timed and reported one by one (a hook takes their events).
+
+    When not, a layer that would report attempts makes them without an `Attempt`.
+    """
+    return (_config.RUNTIME.dispatch or dispatch()).traced
 
 
 def outcome(exc: BaseException | None) -> str:
@@ -82,10 +85,15 @@ def finish_call(name: str, started: float, clock: Clock, exc: BaseException | No
     recorder = CURRENT_SCAN.get()
     if recorder is not None:
         recorder.count_call(failed=isinstance(exc, Exception))
-    if wanted(CallFinished):
-        duration = round(clock.monotonic() - started, 6)
-        kind = None if exc is None else error_type(exc)
-        emit(CallFinished(name, outcome(exc), duration, kind))
+    current = _config.RUNTIME.dispatch
+    # A metrics hook takes every call.finished: answered from the table, without a call.
+    if (current is not None and current.routes.get(CallFinished) is True) or wanted(CallFinished):
+        # Not rounded: round(x, 6) costs more than the rest of the event, once per call.
+        duration = clock.monotonic() - started
+        if exc is None:
+            emit(CallFinished(name, "ok", duration))
+        else:
+            emit(CallFinished(name, outcome(exc), duration, error_type(exc)))
 
 
 def counted(wrapper: F, name: str, clock: Clock) -> F:
@@ -145,7 +153,7 @@ class Attempt:
     def finish(self, exc: BaseException | None) -> None:
         """Report how the attempt ended."""
         if self.token is not None or wanted(AttemptFinished):
-            duration = round(self.clock.monotonic() - self.started, 6)
+            duration = self.clock.monotonic() - self.started  # per attempt: not rounded
             kind = None if exc is None else error_type(exc)
             emit(
                 AttemptFinished(

@@ -12,9 +12,10 @@ Outermost first: cache, retry, breaker, rate limit, timeout, then the function.
 - The timeout is innermost: it limits each attempt, and a timed-out attempt is a failure in
   the breaker's count.
 
-The composite is one wrapper with a fast path: while nobody listens for per-call events and
-the in-memory breaker is closed, one frame admits the call, makes it, and settles the
-success, without building anything; every other case goes through the layers one by one.
+The composite is one wrapper with a fast path: while the in-memory breaker is closed and no
+hook takes attempt events, one frame admits the call, makes it, and settles the success
+(counting it and reporting its `CallFinished` where someone listens); every other case goes
+through the layers one by one.
 """
 
 from __future__ import annotations
@@ -27,9 +28,11 @@ from typing import Any, ParamSpec, Protocol, TypeAlias, TypeVar, cast
 from . import _config, _settings
 from ._breaker import CLOSED_ADMISSION, BreakerPolicy, CircuitBreaker, MemoryBreakerStore
 from ._cache import CacheInfo, CachePolicy
-from ._calls import QUIET_DISPATCH, counted, is_async
+from ._calls import counted, finish_call, is_async
 from ._clock import SYSTEM_CLOCK, Clock
 from ._config import CURRENT_SCAN
+from ._events import CallFinished
+from ._instrument import QUIET_DISPATCH, emit, wanted
 from ._ratelimit import RateLimiter, RateLimitPolicy
 from ._retry import RetryPolicy, Tries, retry_async, retry_sync
 from ._storage import CLOSED
@@ -119,10 +122,10 @@ def resilient(
         clock = _clock_of(retry_policy, breaker, limiter)
         fast = _fast_path(retry_policy, breaker)
         if cache_policy is not None:
-            core = fast(core, inner, name) if fast else core
+            core = fast(core, inner, name, counts=False) if fast else core
             outer: Any = counted(cache_policy.layer(core), name, clock)
         elif fast is not None:
-            outer = fast(counted(core, name, clock), inner, name)
+            outer = fast(counted(core, name, clock), inner, name, counts=True)
         else:
             outer = counted(core, name, clock)
         outer.layers = layers
@@ -145,15 +148,25 @@ def _clock_of(*policies: RetryPolicy | CircuitBreaker | RateLimiter | None) -> C
     return SYSTEM_CLOCK
 
 
-Fuse: TypeAlias = "Callable[[Callable[..., Any], Callable[..., Any], str], Callable[..., Any]]"
+class Fuse(Protocol):
+    """Fuses retry and breaker around *inner* into one frame, with *slow* for other cases."""
+
+    def __call__(
+        self, slow: Callable[..., Any], inner: Callable[..., Any], name: str, *, counts: bool
+    ) -> Callable[..., Any]:
+        """The fused wrapper; with *counts*, it is the outermost and counts the calls."""
+        ...
 
 
 def _fast_path(retry: RetryPolicy | None, breaker: CircuitBreaker | None) -> Fuse | None:
     """How to fuse retry and breaker into one frame, or None where that does not apply.
 
-    The fused frame takes the fast path while no scanner runs, no hook takes per-call
-    events, and the breaker (in this process's memory) is closed; it then does what the
-    layers would, without their frames. Anything else goes to *slow*, the layers one by one.
+    The fused frame takes a fast path while the breaker (in this process's memory) is
+    closed and no hook takes attempt events: it then does what the layers would, without
+    their frames. While nobody listens for per-call events and no scanner runs, it builds
+    nothing at all; otherwise (a metrics hook that counts calls, a scanner's statistics)
+    it also counts the call and reports its `CallFinished`, as `counted` does, when it is
+    the outermost wrapper (*counts*). Anything else goes to *slow*, the layers one by one.
     A retry with a ``total`` budget enters a deadline scope per call: no fast path. (Each
     layer alone already has a fast path of its own.)
     """
@@ -162,28 +175,91 @@ def _fast_path(retry: RetryPolicy | None, breaker: CircuitBreaker | None) -> Fus
     if type(breaker.store) is not MemoryBreakerStore:
         return None
 
-    def fuse(slow: Callable[..., Any], inner: Callable[..., Any], name: str) -> Callable[..., Any]:
+    def fuse(
+        slow: Callable[..., Any], inner: Callable[..., Any], name: str, *, counts: bool
+    ) -> Callable[..., Any]:
         if is_async(inner):
-            return _fused_async(slow, inner, name, retry, breaker)
-        return _fused_sync(slow, inner, name, retry, breaker)
+            return _fused_async(slow, inner, name, retry, breaker, counts=counts)
+        return _fused_sync(slow, inner, name, retry, breaker, counts=counts)
 
     return fuse
 
 
-def _fused_sync(
+def _fused_sync(  # noqa: C901 - the hot frame is written out, one branch per case
     slow: Callable[..., R],
     inner: Callable[..., R],
     name: str,
     retry: RetryPolicy,
     breaker: CircuitBreaker,
+    *,
+    counts: bool,
 ) -> Callable[..., R]:
     scan, runtime, quiet = CURRENT_SCAN.get, _config.RUNTIME, QUIET_DISPATCH
     store: Any = breaker.store
-    ended, clock, monotonic = breaker.ended, breaker.clock, retry.clock.monotonic
+    ended, clock, timer = breaker.ended, breaker.clock, retry.clock
+    monotonic = timer.monotonic
     guarded = breaker.layer(inner)  # later attempts go through the breaker layer
+    if not counts:
+        return _fused_inner_sync(slow, inner, name, retry, breaker, guarded=guarded)
+
+    def resilient_call(*args: Any, **kwargs: Any) -> R:  # noqa: C901 - one branch per case
+        if store.state is CLOSED:
+            current = runtime.dispatch
+            if current is quiet[0] and scan() is None:  # nothing to count or report
+                started = monotonic()
+                try:
+                    result = inner(*args, **kwargs)
+                except Exception as exc:
+                    ended(CLOSED_ADMISSION, exc)
+                    tries = Tries(retry, name, started, None)
+                    return retry_sync(tries, exc, guarded, args, kwargs)
+                if store.failures:
+                    store.record_success(CLOSED_ADMISSION, now=clock.time())
+                return result
+            if current is not None and not current.traced:  # counted, attempts untraced
+                started = monotonic()
+                try:
+                    try:
+                        result = inner(*args, **kwargs)
+                    except Exception as exc:
+                        ended(CLOSED_ADMISSION, exc)
+                        tries = Tries(retry, name, started, None)
+                        result = retry_sync(tries, exc, guarded, args, kwargs)
+                    else:
+                        if store.failures:
+                            store.record_success(CLOSED_ADMISSION, now=clock.time())
+                except BaseException as exc:
+                    finish_call(name, started, timer, exc)
+                    raise
+                # finish_call's success, inline: once per call while a metrics hook listens.
+                recorder = scan()
+                if recorder is not None:
+                    recorder.count_call(failed=False)
+                if current.routes.get(CallFinished) is True or wanted(CallFinished):
+                    emit(CallFinished(name, "ok", monotonic() - started))
+                return result
+        return slow(*args, **kwargs)
+
+    return functools.wraps(slow)(resilient_call)
+
+
+def _fused_inner_sync(
+    slow: Callable[..., R],
+    inner: Callable[..., R],
+    name: str,
+    retry: RetryPolicy,
+    breaker: CircuitBreaker,
+    *,
+    guarded: Callable[..., R],
+) -> Callable[..., R]:
+    """The fused frame inside a cache layer, which counts the calls: untraced is enough."""
+    runtime = _config.RUNTIME
+    store: Any = breaker.store
+    ended, clock, monotonic = breaker.ended, breaker.clock, retry.clock.monotonic
 
     def resilient_call(*args: Any, **kwargs: Any) -> R:
-        if store.state is CLOSED and scan() is None and runtime.dispatch is quiet[0]:
+        current = runtime.dispatch
+        if store.state is CLOSED and current is not None and not current.traced:
             started = monotonic()
             try:
                 result = inner(*args, **kwargs)
@@ -204,24 +280,69 @@ def _fused_async(
     name: str,
     retry: RetryPolicy,
     breaker: CircuitBreaker,
+    *,
+    counts: bool,
 ) -> Callable[..., Awaitable[R]]:
     scan, runtime, quiet = CURRENT_SCAN.get, _config.RUNTIME, QUIET_DISPATCH
     store: Any = breaker.store
     ended, clock, monotonic = breaker.ended, breaker.clock, retry.clock.monotonic
     guarded = breaker.layer(inner)
 
+    counted_call = _counted_async(inner, name, retry, breaker, guarded)
+
     async def resilient_call(*args: Any, **kwargs: Any) -> R:
-        if store.state is CLOSED and scan() is None and runtime.dispatch is quiet[0]:
-            started = monotonic()
+        if store.state is CLOSED:
+            current = runtime.dispatch
+            if (
+                (current is quiet[0] and scan() is None)
+                if counts
+                else (current is not None and not current.traced)
+            ):
+                started = monotonic()
+                try:
+                    result = await inner(*args, **kwargs)
+                except Exception as exc:
+                    ended(CLOSED_ADMISSION, exc)
+                    tries = Tries(retry, name, started, None)
+                    return await retry_async(tries, exc, guarded, args, kwargs)
+                if store.failures:
+                    store.record_success(CLOSED_ADMISSION, now=clock.time())
+                return result
+            if counts and current is not None and not current.traced:
+                return await counted_call(args, kwargs)
+        return await slow(*args, **kwargs)
+
+    return functools.wraps(slow)(resilient_call)
+
+
+def _counted_async(
+    inner: Callable[..., Awaitable[R]],
+    name: str,
+    retry: RetryPolicy,
+    breaker: CircuitBreaker,
+    guarded: Callable[..., Awaitable[R]],
+) -> Callable[[tuple[Any, ...], dict[str, Any]], Awaitable[R]]:
+    """`_counted_sync` for coroutine functions."""
+    store: Any = breaker.store
+    ended, clock, timer = breaker.ended, breaker.clock, retry.clock
+    monotonic = timer.monotonic
+
+    async def counted_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
+        started = monotonic()
+        try:
             try:
                 result = await inner(*args, **kwargs)
             except Exception as exc:
                 ended(CLOSED_ADMISSION, exc)
                 tries = Tries(retry, name, started, None)
-                return await retry_async(tries, exc, guarded, args, kwargs)
-            if store.failures:
-                store.record_success(CLOSED_ADMISSION, now=clock.time())
-            return result
-        return await slow(*args, **kwargs)
+                result = await retry_async(tries, exc, guarded, args, kwargs)
+            else:
+                if store.failures:
+                    store.record_success(CLOSED_ADMISSION, now=clock.time())
+        except BaseException as exc:
+            finish_call(name, started, timer, exc)
+            raise
+        finish_call(name, started, timer, None)
+        return result
 
-    return functools.wraps(slow)(resilient_call)
+    return counted_call

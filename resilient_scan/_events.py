@@ -14,13 +14,21 @@ flat fields with consistent names across events:
 
 The ``exception`` field, where present, carries the exception object for hooks that record
 it (OpenTelemetry, tracebacks); it is never rendered as a field.
+
+Events are built on hot paths (a ``call.finished`` per call through a policy while a metrics
+hook listens), so each class writes its own ``__init__``: it stores the fields straight into
+the instance's dict, where the one `dataclasses` generates for a frozen class calls
+``object.__setattr__`` per field (which costs about as much as the rest of an event put
+together). They stay frozen dataclasses all the same: assigning a field raises
+`dataclasses.FrozenInstanceError`, and the signature is the fields, in order, with their
+defaults (a test checks both).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ._text import describe_error, error_type
@@ -29,8 +37,6 @@ DEBUG, INFO, WARNING, ERROR = logging.DEBUG, logging.INFO, logging.WARNING, logg
 
 #: Every event class, by name (filled in as the classes are defined).
 EVENT_TYPES: dict[str, type[Event]] = {}
-#: The field names each class renders (every field but ``exception``), computed once.
-_RENDERED: dict[type[Event], tuple[str, ...]] = {}
 
 
 def _error_fields(exc: BaseException | None) -> tuple[str | None, str | None]:
@@ -39,7 +45,7 @@ def _error_fields(exc: BaseException | None) -> tuple[str | None, str | None]:
     return error_type(exc), describe_error(exc)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Event:
     """Base of every event."""
 
@@ -48,7 +54,6 @@ class Event:
 
     def __init_subclass__(cls) -> None:
         """Register the event class by name."""
-        # No super() here: slots=True rebuilds the class, which breaks zero-argument super.
         if cls.name != "event" and "name" in cls.__dict__:
             EVENT_TYPES[cls.name] = cls
 
@@ -59,19 +64,16 @@ class Event:
 
     def fields(self) -> dict[str, Any]:
         """The event's fields as a flat mapping, as logs render them."""
-        kind = type(self)
-        rendered = _RENDERED.get(kind)
-        if rendered is None:
-            rendered = _RENDERED[kind] = tuple(
-                f.name for f in fields(self) if f.name != "exception"
-            )
-        return {name: getattr(self, name) for name in rendered}
+        # The instance's dict holds exactly its fields, in order (it is frozen).
+        rendered = self.__dict__.copy()
+        rendered.pop("exception", None)
+        return rendered
 
 
 # -- retry -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, init=False)
 class RetryScheduled(Event):
     """An attempt failed and another is coming after *wait* seconds."""
 
@@ -85,8 +87,28 @@ class RetryScheduled(Event):
     retry_after: float | None  # what the server asked for, if it said
     exception: BaseException | None = field(default=None, repr=False, compare=False)
 
+    def __init__(  # noqa: PLR0917
+        self,
+        function: str,
+        attempt: int,
+        wait: float,
+        error_type: str | None,
+        error: str | None,
+        retry_after: float | None,
+        exception: BaseException | None = None,
+    ) -> None:
+        """Store the fields (see the class); it stays frozen."""
+        values = self.__dict__  # see the module's docstring
+        values["function"] = function
+        values["attempt"] = attempt
+        values["wait"] = wait
+        values["error_type"] = error_type
+        values["error"] = error
+        values["retry_after"] = retry_after
+        values["exception"] = exception
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, init=False)
 class RetryExhausted(Event):
     """Retrying gave up: the last exception goes to the caller.
 
@@ -105,8 +127,28 @@ class RetryExhausted(Event):
     elapsed: float
     exception: BaseException | None = field(default=None, repr=False, compare=False)
 
+    def __init__(  # noqa: PLR0917
+        self,
+        function: str,
+        attempts: int,
+        reason: str,
+        error_type: str | None,
+        error: str | None,
+        elapsed: float,
+        exception: BaseException | None = None,
+    ) -> None:
+        """Store the fields (see the class); it stays frozen."""
+        values = self.__dict__  # see the module's docstring
+        values["function"] = function
+        values["attempts"] = attempts
+        values["reason"] = reason
+        values["error_type"] = error_type
+        values["error"] = error
+        values["elapsed"] = elapsed
+        values["exception"] = exception
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, init=False)
 class AttemptStarted(Event):
     """One attempt of a call through a retry layer begins (for tracing; not logged)."""
 
@@ -116,8 +158,20 @@ class AttemptStarted(Event):
     attempt: int
     token: object = field(default=None, repr=False, compare=False)
 
+    def __init__(
+        self,
+        function: str,
+        attempt: int,
+        token: object = None,
+    ) -> None:
+        """Store the fields (see the class); it stays frozen."""
+        values = self.__dict__  # see the module's docstring
+        values["function"] = function
+        values["attempt"] = attempt
+        values["token"] = token
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, init=False)
 class AttemptFinished(Event):
     """One attempt ended: ``outcome`` is ``ok``, ``error``, ``timeout`` or ``circuit_open``."""
 
@@ -131,8 +185,28 @@ class AttemptFinished(Event):
     token: object = field(default=None, repr=False, compare=False)
     exception: BaseException | None = field(default=None, repr=False, compare=False)
 
+    def __init__(  # noqa: PLR0917
+        self,
+        function: str,
+        attempt: int,
+        outcome: str,
+        duration: float,
+        error_type: str | None = None,
+        token: object = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        """Store the fields (see the class); it stays frozen."""
+        values = self.__dict__  # see the module's docstring
+        values["function"] = function
+        values["attempt"] = attempt
+        values["outcome"] = outcome
+        values["duration"] = duration
+        values["error_type"] = error_type
+        values["token"] = token
+        values["exception"] = exception
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, init=False)
 class CallFinished(Event):
     """A call through a policy (or `resilient`) returned or raised, after every layer.
 
@@ -146,11 +220,25 @@ class CallFinished(Event):
     duration: float
     error_type: str | None = None
 
+    def __init__(
+        self,
+        function: str,
+        outcome: str,
+        duration: float,
+        error_type: str | None = None,
+    ) -> None:
+        """Store the fields (see the class); it stays frozen."""
+        values = self.__dict__  # see the module's docstring
+        values["function"] = function
+        values["outcome"] = outcome
+        values["duration"] = duration
+        values["error_type"] = error_type
+
 
 # -- timeout ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, init=False)
 class TimeoutFired(Event):
     """A call passed its limit: the caller got `ScanTimeout`.
 
@@ -166,8 +254,24 @@ class TimeoutFired(Event):
     abandoned: int
     cancelled: bool = False
 
+    def __init__(
+        self,
+        function: str,
+        limit: float,
+        elapsed: float,
+        abandoned: int,
+        cancelled: bool = False,  # noqa: FBT001, FBT002 - a field
+    ) -> None:
+        """Store the fields (see the class); it stays frozen."""
+        values = self.__dict__  # see the module's docstring
+        values["function"] = function
+        values["limit"] = limit
+        values["elapsed"] = elapsed
+        values["abandoned"] = abandoned
+        values["cancelled"] = cancelled
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, init=False)
 class CallAbandoned(Event):
     """A thread was left running a call nobody waits for any more."""
 
@@ -176,8 +280,18 @@ class CallAbandoned(Event):
     function: str
     abandoned: int
 
+    def __init__(
+        self,
+        function: str,
+        abandoned: int,
+    ) -> None:
+        """Store the fields (see the class); it stays frozen."""
+        values = self.__dict__  # see the module's docstring
+        values["function"] = function
+        values["abandoned"] = abandoned
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, init=False)
 class AbandonedCallFinished(Event):
     """An abandoned call returned at last; its thread is free again."""
 
@@ -189,6 +303,24 @@ class AbandonedCallFinished(Event):
     error_type: str | None
     error: str | None
     abandoned: int
+
+    def __init__(  # noqa: PLR0917
+        self,
+        function: str,
+        ran_for: float,
+        outcome: str,
+        error_type: str | None,
+        error: str | None,
+        abandoned: int,
+    ) -> None:
+        """Store the fields (see the class); it stays frozen."""
+        values = self.__dict__  # see the module's docstring
+        values["function"] = function
+        values["ran_for"] = ran_for
+        values["outcome"] = outcome
+        values["error_type"] = error_type
+        values["error"] = error
+        values["abandoned"] = abandoned
 
     @classmethod
     def of(
@@ -203,7 +335,7 @@ class AbandonedCallFinished(Event):
 # -- circuit breaker -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, init=False)
 class BreakerStateChanged(Event):
     """A breaker moved between ``closed``, ``open`` and ``half-open`` (warning when opening)."""
 
@@ -214,13 +346,27 @@ class BreakerStateChanged(Event):
     to_state: str
     failures: int
 
+    def __init__(
+        self,
+        breaker: str,
+        from_state: str | None,
+        to_state: str,
+        failures: int,
+    ) -> None:
+        """Store the fields (see the class); it stays frozen."""
+        values = self.__dict__  # see the module's docstring
+        values["breaker"] = breaker
+        values["from_state"] = from_state
+        values["to_state"] = to_state
+        values["failures"] = failures
+
     @property
     def severity(self) -> int:
         """Warning when the breaker opens, info otherwise."""
         return WARNING if self.to_state == "open" else INFO
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, init=False)
 class BreakerRejected(Event):
     """A breaker refused a call without running it."""
 
@@ -230,11 +376,23 @@ class BreakerRejected(Event):
     state: str
     retry_in: float
 
+    def __init__(
+        self,
+        breaker: str,
+        state: str,
+        retry_in: float,
+    ) -> None:
+        """Store the fields (see the class); it stays frozen."""
+        values = self.__dict__  # see the module's docstring
+        values["breaker"] = breaker
+        values["state"] = state
+        values["retry_in"] = retry_in
+
 
 # -- cache -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, init=False)
 class CacheHit(Event):
     """A cached result answered the call (``coalesced``: it waited for a concurrent load)."""
 
@@ -244,8 +402,20 @@ class CacheHit(Event):
     function: str
     coalesced: bool = False
 
+    def __init__(
+        self,
+        cache: str,
+        function: str,
+        coalesced: bool = False,  # noqa: FBT001, FBT002 - a field
+    ) -> None:
+        """Store the fields (see the class); it stays frozen."""
+        values = self.__dict__  # see the module's docstring
+        values["cache"] = cache
+        values["function"] = function
+        values["coalesced"] = coalesced
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, init=False)
 class CacheMiss(Event):
     """No cached result: this call loads one."""
 
@@ -254,8 +424,18 @@ class CacheMiss(Event):
     cache: str
     function: str
 
+    def __init__(
+        self,
+        cache: str,
+        function: str,
+    ) -> None:
+        """Store the fields (see the class); it stays frozen."""
+        values = self.__dict__  # see the module's docstring
+        values["cache"] = cache
+        values["function"] = function
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, init=False)
 class CacheLoaded(Event):
     """A load succeeded and its result was stored."""
 
@@ -266,8 +446,22 @@ class CacheLoaded(Event):
     duration: float
     stored: bool = True  # False when a cache_clear() during the load made it stale
 
+    def __init__(
+        self,
+        cache: str,
+        function: str,
+        duration: float,
+        stored: bool = True,  # noqa: FBT001, FBT002 - a field
+    ) -> None:
+        """Store the fields (see the class); it stays frozen."""
+        values = self.__dict__  # see the module's docstring
+        values["cache"] = cache
+        values["function"] = function
+        values["duration"] = duration
+        values["stored"] = stored
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, init=False)
 class CacheLoadFailed(Event):
     """A load raised: nothing is stored, and its waiters get the exception."""
 
@@ -279,8 +473,24 @@ class CacheLoadFailed(Event):
     error_type: str | None
     error: str | None
 
+    def __init__(
+        self,
+        cache: str,
+        function: str,
+        duration: float,
+        error_type: str | None,
+        error: str | None,
+    ) -> None:
+        """Store the fields (see the class); it stays frozen."""
+        values = self.__dict__  # see the module's docstring
+        values["cache"] = cache
+        values["function"] = function
+        values["duration"] = duration
+        values["error_type"] = error_type
+        values["error"] = error
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, init=False)
 class CacheStoreFailed(Event):
     """The cache's store failed to answer or to keep a result: the call went on uncached."""
 
@@ -292,11 +502,27 @@ class CacheStoreFailed(Event):
     error_type: str | None
     error: str | None
 
+    def __init__(
+        self,
+        cache: str,
+        function: str,
+        operation: str,
+        error_type: str | None,
+        error: str | None,
+    ) -> None:
+        """Store the fields (see the class); it stays frozen."""
+        values = self.__dict__  # see the module's docstring
+        values["cache"] = cache
+        values["function"] = function
+        values["operation"] = operation
+        values["error_type"] = error_type
+        values["error"] = error
+
 
 # -- rate limiter ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, init=False)
 class RateLimitWaited(Event):
     """A call waited *wait* seconds for a permit."""
 
@@ -306,8 +532,20 @@ class RateLimitWaited(Event):
     function: str
     wait: float
 
+    def __init__(
+        self,
+        limiter: str,
+        function: str,
+        wait: float,
+    ) -> None:
+        """Store the fields (see the class); it stays frozen."""
+        values = self.__dict__  # see the module's docstring
+        values["limiter"] = limiter
+        values["function"] = function
+        values["wait"] = wait
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, init=False)
 class RateLimitRejected(Event):
     """No permit within the time the caller had: it got `RateLimitExceeded`."""
 
@@ -318,11 +556,25 @@ class RateLimitRejected(Event):
     wait: float
     available: float
 
+    def __init__(
+        self,
+        limiter: str,
+        function: str,
+        wait: float,
+        available: float,
+    ) -> None:
+        """Store the fields (see the class); it stays frozen."""
+        values = self.__dict__  # see the module's docstring
+        values["limiter"] = limiter
+        values["function"] = function
+        values["wait"] = wait
+        values["available"] = available
+
 
 # -- shared state backends -------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, init=False)
 class BackendUnavailable(Event):
     """A shared-state backend (Redis) failed; the layer fell back as documented.
 
@@ -339,8 +591,26 @@ class BackendUnavailable(Event):
     error_type: str | None
     error: str | None
 
+    def __init__(  # noqa: PLR0917
+        self,
+        backend: str,
+        layer: str,
+        operation: str,
+        fallback: str,
+        error_type: str | None,
+        error: str | None,
+    ) -> None:
+        """Store the fields (see the class); it stays frozen."""
+        values = self.__dict__  # see the module's docstring
+        values["backend"] = backend
+        values["layer"] = layer
+        values["operation"] = operation
+        values["fallback"] = fallback
+        values["error_type"] = error_type
+        values["error"] = error
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, init=False)
 class BackendRecovered(Event):
     """A backend that was unavailable answers again; the layer uses it again."""
 
@@ -350,11 +620,23 @@ class BackendRecovered(Event):
     layer: str
     down_for: float
 
+    def __init__(
+        self,
+        backend: str,
+        layer: str,
+        down_for: float,
+    ) -> None:
+        """Store the fields (see the class); it stays frozen."""
+        values = self.__dict__  # see the module's docstring
+        values["backend"] = backend
+        values["layer"] = layer
+        values["down_for"] = down_for
+
 
 # -- user code that raised where it must not ------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, init=False)
 class PredicateFailed(Event):
     """A user function judging an exception raised (``where``: e.g. ``retry.on``).
 
@@ -370,6 +652,24 @@ class PredicateFailed(Event):
     error: str | None
     exception: BaseException | None = field(default=None, repr=False, compare=False)
 
+    def __init__(  # noqa: PLR0917
+        self,
+        where: str,
+        function: str,
+        original_error_type: str,
+        error_type: str | None,
+        error: str | None,
+        exception: BaseException | None = None,
+    ) -> None:
+        """Store the fields (see the class); it stays frozen."""
+        values = self.__dict__  # see the module's docstring
+        values["where"] = where
+        values["function"] = function
+        values["original_error_type"] = original_error_type
+        values["error_type"] = error_type
+        values["error"] = error
+        values["exception"] = exception
+
     @classmethod
     def of(
         cls, *, where: str, function: str, original: BaseException, broken: BaseException
@@ -379,7 +679,7 @@ class PredicateFailed(Event):
         return cls(where, function, error_type(original), kind, text, broken)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, init=False)
 class WorkerTaskFailed(Event):
     """A bug in resilient_scan itself: a task crashed its worker thread (which carries on)."""
 
@@ -388,6 +688,18 @@ class WorkerTaskFailed(Event):
     error_type: str | None
     error: str | None
     exception: BaseException | None = field(default=None, repr=False, compare=False)
+
+    def __init__(
+        self,
+        error_type: str | None,
+        error: str | None,
+        exception: BaseException | None = None,
+    ) -> None:
+        """Store the fields (see the class); it stays frozen."""
+        values = self.__dict__  # see the module's docstring
+        values["error_type"] = error_type
+        values["error"] = error
+        values["exception"] = exception
 
     @classmethod
     def of(cls, exc: BaseException) -> WorkerTaskFailed:
@@ -399,7 +711,7 @@ class WorkerTaskFailed(Event):
 # -- the executor ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, init=False)
 class ScanStarted(Event):
     """A run of the executor begins."""
 
@@ -412,8 +724,26 @@ class ScanStarted(Event):
     deadline_seconds: float | None
     run_id: str = ""
 
+    def __init__(  # noqa: PLR0917
+        self,
+        scanners: int,
+        mode: str,
+        max_workers: int,
+        timeout_seconds: float,
+        deadline_seconds: float | None,
+        run_id: str = "",
+    ) -> None:
+        """Store the fields (see the class); it stays frozen."""
+        values = self.__dict__  # see the module's docstring
+        values["scanners"] = scanners
+        values["mode"] = mode
+        values["max_workers"] = max_workers
+        values["timeout_seconds"] = timeout_seconds
+        values["deadline_seconds"] = deadline_seconds
+        values["run_id"] = run_id
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, init=False)
 class ScanFinished(Event):
     """A run ended. ``counts`` renders as ``<status>_count`` fields (``ok_count``, ...)."""
 
@@ -427,6 +757,28 @@ class ScanFinished(Event):
     degraded: int
     counts: Mapping[str, int]
     run_id: str = ""
+
+    def __init__(  # noqa: PLR0917
+        self,
+        duration: float,
+        speedup: float,
+        candidates: int,
+        dropped: int,
+        abandoned: int,
+        degraded: int,
+        counts: Mapping[str, int],
+        run_id: str = "",
+    ) -> None:
+        """Store the fields (see the class); it stays frozen."""
+        values = self.__dict__  # see the module's docstring
+        values["duration"] = duration
+        values["speedup"] = speedup
+        values["candidates"] = candidates
+        values["dropped"] = dropped
+        values["abandoned"] = abandoned
+        values["degraded"] = degraded
+        values["counts"] = counts
+        values["run_id"] = run_id
 
     def fields(self) -> dict[str, Any]:
         """Flat fields: a bare ``error`` count would clash with messages in log indexes."""
@@ -443,7 +795,7 @@ class ScanFinished(Event):
         return rendered
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, init=False)
 class ScannerStarted(Event):
     """A scanner starts running (emitted in the scanner's own context)."""
 
@@ -453,8 +805,20 @@ class ScannerStarted(Event):
     pipeline: str | None
     run_id: str = ""
 
+    def __init__(
+        self,
+        scanner: str,
+        pipeline: str | None,
+        run_id: str = "",
+    ) -> None:
+        """Store the fields (see the class); it stays frozen."""
+        values = self.__dict__  # see the module's docstring
+        values["scanner"] = scanner
+        values["pipeline"] = pipeline
+        values["run_id"] = run_id
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, init=False)
 class ScannerFinished(Event):
     """A scanner's outcome (warning for ``error``, ``timeout``, ``circuit_open``).
 
@@ -479,13 +843,49 @@ class ScannerFinished(Event):
     traceback: str | None = field(default=None, repr=False)
     exception: BaseException | None = field(default=None, repr=False, compare=False)
 
+    def __init__(  # noqa: PLR0917
+        self,
+        scanner: str,
+        pipeline: str | None,
+        status: str,
+        candidates: int,
+        dropped: int,
+        duration: float,
+        attempts: int,
+        error_type: str | None,
+        error: str | None,
+        reason: str | None = None,
+        timeout_seconds: float | None = None,
+        degraded: bool = False,  # noqa: FBT001, FBT002 - a field
+        run_id: str = "",
+        traceback: str | None = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        """Store the fields (see the class); it stays frozen."""
+        values = self.__dict__  # see the module's docstring
+        values["scanner"] = scanner
+        values["pipeline"] = pipeline
+        values["status"] = status
+        values["candidates"] = candidates
+        values["dropped"] = dropped
+        values["duration"] = duration
+        values["attempts"] = attempts
+        values["error_type"] = error_type
+        values["error"] = error
+        values["reason"] = reason
+        values["timeout_seconds"] = timeout_seconds
+        values["degraded"] = degraded
+        values["run_id"] = run_id
+        values["traceback"] = traceback
+        values["exception"] = exception
+
     @property
     def severity(self) -> int:
         """Warning for a scanner that failed, info otherwise."""
         return WARNING if self.status in ("error", "timeout", "circuit_open") else INFO
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, init=False)
 class ScannerDegraded(Event):
     """A scanner returned normally although calls inside it failed (it swallowed them)."""
 
@@ -500,8 +900,30 @@ class ScannerDegraded(Event):
     summary: str
     run_id: str = ""
 
+    def __init__(  # noqa: PLR0917
+        self,
+        scanner: str,
+        pipeline: str | None,
+        failed_calls: int,
+        timeouts: int,
+        circuit_open: int,
+        open_breakers: tuple[str, ...],
+        summary: str,
+        run_id: str = "",
+    ) -> None:
+        """Store the fields (see the class); it stays frozen."""
+        values = self.__dict__  # see the module's docstring
+        values["scanner"] = scanner
+        values["pipeline"] = pipeline
+        values["failed_calls"] = failed_calls
+        values["timeouts"] = timeouts
+        values["circuit_open"] = circuit_open
+        values["open_breakers"] = open_breakers
+        values["summary"] = summary
+        values["run_id"] = run_id
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, init=False)
 class LateResultDropped(Event):
     """A scanner already marked ``timeout`` returned after all; its result is dropped."""
 
@@ -514,8 +936,26 @@ class LateResultDropped(Event):
     outcome: str
     run_id: str = ""
 
+    def __init__(  # noqa: PLR0917
+        self,
+        scanner: str,
+        pipeline: str | None,
+        ran_for: float,
+        candidates: int,
+        outcome: str,
+        run_id: str = "",
+    ) -> None:
+        """Store the fields (see the class); it stays frozen."""
+        values = self.__dict__  # see the module's docstring
+        values["scanner"] = scanner
+        values["pipeline"] = pipeline
+        values["ran_for"] = ran_for
+        values["candidates"] = candidates
+        values["outcome"] = outcome
+        values["run_id"] = run_id
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, init=False)
 class ConfigUnmatched(Event):
     """A ``scanners.NAME`` or ``pipelines.NAME`` table matches no scanner of the run."""
 
@@ -523,3 +963,13 @@ class ConfigUnmatched(Event):
     level: ClassVar[int] = WARNING
     key: str
     close_matches: tuple[str, ...]
+
+    def __init__(
+        self,
+        key: str,
+        close_matches: tuple[str, ...],
+    ) -> None:
+        """Store the fields (see the class); it stays frozen."""
+        values = self.__dict__  # see the module's docstring
+        values["key"] = key
+        values["close_matches"] = close_matches

@@ -23,7 +23,7 @@ from typing import Final, Protocol, runtime_checkable
 
 from . import _config
 from ._config import CURRENT_SCAN
-from ._events import EVENT_TYPES, Event
+from ._events import EVENT_TYPES, AttemptFinished, AttemptStarted, CallFinished, Event
 
 
 @runtime_checkable
@@ -150,11 +150,36 @@ def _recorded_types() -> frozenset[type[Event]]:
     from ._stats import ScanRecorder  # noqa: PLC0415 - stats import events, as we do
 
     events = getattr(ScanRecorder, "events", None)
-    return frozenset(EVENT_TYPES.values()) if events is None else frozenset(events)
+    if events is None:
+        return frozenset(EVENT_TYPES.values())
+    recorded = tuple(events)
+    return frozenset(kind for kind in EVENT_TYPES.values() if issubclass(kind, recorded))
 
 
 #: What `Dispatch.routes` holds for an event type some hook always takes.
 _ALWAYS: Final = True
+
+#: The last dispatch table built that no hook takes a per-call event from (`CallFinished`,
+#: `AttemptStarted`, `AttemptFinished`). Hot paths compare the current table with it by
+#: identity: while it is the current one and no scanner runs, nobody counts or reports
+#: calls, and wrappers take their fast path.
+QUIET_DISPATCH: Final[list[object]] = [object()]
+
+
+def _any_gate(gates: tuple[Callable[[int], bool], ...]) -> Callable[[int], bool]:
+    """One gate for several hooks' ``enabled_for``: open when one of them is."""
+
+    def any_enabled(level: int) -> bool:
+        for enabled_for in gates:
+            try:
+                if enabled_for(level):
+                    return True
+            except Exception as exc:  # noqa: PERF203 - free in 3.11; a gate is user code
+                report_failure(getattr(enabled_for, "__self__", enabled_for), exc, None)
+                return True  # a broken gate: let the event through
+        return False
+
+    return any_enabled
 
 
 class Dispatch:
@@ -168,20 +193,34 @@ class Dispatch:
             the hook, or its bound ``__call__`` (calling that is cheaper than calling an
             instance, which looks ``__call__`` up on every call).
         routes: For `wanted`: `True` when some hook takes the type at any level, else the
-            ``enabled_for`` methods to ask (absent: no hook takes it).
-        gates: For `wanted_at`: the same, for a level the caller names (so also for types
-            whose events may be louder than their class's level).
+            one gate to ask with the type's level (absent: no hook takes it): a hook's own
+            ``enabled_for``, or one that asks each of several.
+        gates: For `wanted_at`: the ``enabled_for`` methods to ask, for a level the caller
+            names (so also for types whose events may be louder than their class's level).
         in_scan: The event types the running scanner's recorder takes.
+        per_call: Whether some hook takes a per-call event (`CallFinished`,
+            `AttemptStarted`, `AttemptFinished`), at some level.
+        traced: Whether some hook, or a running scanner's recorder, takes attempt events:
+            if not, policies need not time or report attempts one by one.
     """
 
-    __slots__ = ("by_type", "gates", "hooks", "in_scan", "routes", "specs")
+    __slots__ = (
+        "by_type",
+        "gates",
+        "hooks",
+        "in_scan",
+        "per_call",
+        "routes",
+        "specs",
+        "traced",
+    )
 
     def __init__(self, specs: Iterable[Hook | HookFactory], hooks: Iterable[Hook]) -> None:
         """Index *hooks* (the resolved *specs*, in the same order)."""
         self.specs = tuple(specs)
         self.hooks = tuple(hooks)
         self.by_type: dict[type[Event], tuple[Callable[[Event], None], ...]] = {}
-        self.routes: dict[type[Event], bool | tuple[Callable[[int], bool], ...]] = {}
+        self.routes: dict[type[Event], bool | Callable[[int], bool]] = {}
         self.gates: dict[type[Event], bool | tuple[Callable[[int], bool], ...]] = {}
         self.in_scan = _recorded_types()
         for event_type in EVENT_TYPES.values():
@@ -189,15 +228,21 @@ class Dispatch:
             if not takers:
                 continue
             self.by_type[event_type] = tuple(_caller(hook) for hook in takers)
-            gates = [getattr(hook, "enabled_for", None) for hook in takers]
-            gated = all(callable(gate) for gate in gates)
+            found = [getattr(hook, "enabled_for", None) for hook in takers]
+            gates = tuple(gate for gate in found if callable(gate))
+            gated = len(gates) == len(found)
             # For a level the caller names (`wanted_at`), every gate can be asked; for the
             # class's level (`wanted`), only where no event of the type is ever louder.
-            self.gates[event_type] = tuple(gates) if gated else _ALWAYS  # type: ignore[arg-type]
+            self.gates[event_type] = gates if gated else _ALWAYS
             if _severity_is_level(event_type) and gated:
-                self.routes[event_type] = tuple(gates)  # type: ignore[arg-type]
+                self.routes[event_type] = gates[0] if len(gates) == 1 else _any_gate(gates)
             else:
                 self.routes[event_type] = _ALWAYS
+        attempts = (AttemptStarted, AttemptFinished)
+        self.per_call = any(kind in self.by_type for kind in (CallFinished, *attempts))
+        self.traced = any(kind in self.by_type or kind in self.in_scan for kind in attempts)
+        if not self.per_call:
+            QUIET_DISPATCH[0] = self  # tables are installed as soon as they are built
 
     @classmethod
     def of(cls, specs: Iterable[Hook | HookFactory]) -> Dispatch:
@@ -323,14 +368,12 @@ def wanted(event_type: type[Event]) -> bool:
     if route is _ALWAYS:
         return True
     if route is not None:
-        level = event_type.level
-        for enabled_for in route:  # type: ignore[union-attr]
-            try:
-                if enabled_for(level):
-                    return True
-            except Exception as exc:  # noqa: PERF203 - free in 3.11; a gate is user code
-                report_failure(getattr(enabled_for, "__self__", enabled_for), exc, None)
-                return True  # a broken gate: let the event through
+        try:
+            if route(event_type.level):  # type: ignore[operator]
+                return True
+        except Exception as exc:  # a gate is user code
+            report_failure(getattr(route, "__self__", route), exc, None)
+            return True  # a broken gate: let the event through
     return CURRENT_SCAN.get() is not None and event_type in current.in_scan
 
 
@@ -361,14 +404,15 @@ def emit(event: Event) -> None:
 
     Never raises (an `Exception`): a failing hook or recorder is reported once on stderr.
     """
+    current = _RUNTIME.dispatch or dispatch()
+    kind = type(event)
     recorder = CURRENT_SCAN.get()
-    if recorder is not None:
+    if recorder is not None and kind in current.in_scan:  # only what it counts or notes
         try:
             recorder.observe(event)
         except Exception as exc:
             report_failure(type(recorder), exc, event)
-    current = _RUNTIME.dispatch or dispatch()
-    for call in current.by_type.get(type(event), ()):
+    for call in current.by_type.get(kind, ()):
         try:
             call(event)
         except Exception as exc:  # noqa: PERF203 - free in 3.11; hooks are user code

@@ -20,7 +20,6 @@ A job has three steps:
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import inspect
 import sys
@@ -47,8 +46,9 @@ from ._events import (
     ScannerStarted,
 )
 from ._instrument import emit, wanted, wanted_at
-from ._report import FAILED, NO_CALLS, Normalizer, ScanResult, ScanStatus
+from ._report import FAILED, NO_CALLS, NOT_RUN, Normalizer, ScanResult, ScanStatus
 from ._scanner import Construction, Constructor
+from ._state import ATOMS as _ATOMS
 from ._state import DictView, release_views, state_view, to_plain
 from ._stats import CallStats, ScanRecorder, TimelineEntry
 from ._text import describe_error, error_type, format_traceback
@@ -277,17 +277,24 @@ class ScanJob:
     def _enter(self) -> Callable[..., Any]:
         """Set up the scanner's context and return what to call with its state view."""
         planned = self.planned
+        options = self.options
         CURRENT_SCAN.set(self.recorder)
-        if "structlog" in sys.modules:  # the application logs with structlog: bind the scanner
+        if _BOUND:  # structlog's variables for the scanner, known: set them directly
+            _BOUND[0].set(planned.name)
+            _BOUND[1].set(planned.pipeline)
+        elif "structlog" in sys.modules:  # the application logs with structlog: bind it
             bind_scanner(planned.name, planned.pipeline)
         view = self.view = state_view(self.state)
-        collector = self.options.tool_logs
+        collector = options.tool_logs
         if collector is not None:
             self.collected = collector.start(view)
-        scan = self._callable()
-        if self.options.reporting.started:
-            _emit(ScannerStarted(planned.name, planned.pipeline, self.options.run_id))
-        return scan
+        if planned.construction is None and planned.method is None:
+            scan = planned.target  # a function: called as it is
+        else:
+            scan = self._callable()
+        if options.reporting.started:
+            _emit(ScannerStarted(planned.name, planned.pipeline, options.run_id))
+        return scan  # type: ignore[no-any-return]
 
     def _callable(self) -> Callable[..., Any]:
         planned = self.planned
@@ -369,7 +376,8 @@ class ScanJob:
             return self.timed_out(running=False, duration=returned_at - self.started)
         duration = returned_at - self.started
         tool_logs = self.logs if self.logs is not None else self._tool_logs(running=False)
-        calls = self.recorder.snapshot()
+        recorder = self.recorder
+        calls = recorder.snapshot() if recorder._ready else NO_CALLS  # noqa: SLF001 - ours
         if error is not None:
             return self._report(
                 ScanResult(
@@ -409,19 +417,26 @@ class ScanJob:
                 )
             )
         candidates = _normalized(raw, planned.name, self.options.normalize)
+        # The result of most scanners: positional, as ScanResult lists its fields.
         return self._report(
             ScanResult(
-                name=planned.name,
-                status=ScanStatus.OK,
-                candidates=candidates,
-                duration=duration,
-                pipeline=planned.pipeline,
-                dropped=len(raw) - len(candidates),
-                tool_logs=tool_logs,
-                calls=calls,
-                timeline=self.recorder.timeline(),
-                started_at=self.started - self.options.run_started,
-                timeout_seconds=planned.timeout,
+                planned.name,
+                ScanStatus.OK,
+                candidates,
+                None,
+                duration,
+                planned.pipeline,
+                len(raw) - len(candidates),
+                False,  # noqa: FBT003 - abandoned
+                None,
+                None,
+                None,
+                None,
+                tool_logs,
+                calls,
+                self.recorder.timeline() if calls is not NO_CALLS else (),
+                self.started - self.options.run_started,
+                planned.timeout,
             )
         )
 
@@ -504,12 +519,13 @@ class ScanJob:
 
     def _report(self, result: ScanResult, *, timeout: float | None = None) -> ScanResult:
         report_finished(result, self.options, timeout)
+        calls = result.calls
         if (
-            result.status is ScanStatus.OK
-            and result.calls.troubled
+            calls is not NO_CALLS  # nothing happened inside: not degraded
+            and result.status is ScanStatus.OK
+            and calls.troubled
             and self.options.reporting.degraded
         ):
-            calls = result.calls
             _emit(
                 ScannerDegraded(
                     result.name,
@@ -527,30 +543,37 @@ class ScanJob:
 
 def report_finished(result: ScanResult, options: JobOptions, timeout: float | None = None) -> None:
     """Emit ``scanner.finished`` for *result*, if anyone wants it."""
-    if not options.reporting.finished(result):
+    status = result.status
+    reporting = options.reporting
+    if not (reporting.finished_failed if status in FAILED else reporting.finished_ok):
         return
-    if timeout is None and result.status is ScanStatus.TIMEOUT:
+    if timeout is None and status is ScanStatus.TIMEOUT:
         timeout = result.timeout_seconds  # the limit that fired (its own attempt timeout)
-    run_id = options.run_id
-    _emit(
-        ScannerFinished(
-            result.name,
-            result.pipeline,
-            result.status.value,
-            len(result.candidates),
-            result.dropped,
-            round(result.duration, 3),
-            result.attempts,
-            result.error_type,
-            result.error,
-            result.reason,
-            timeout,
-            result.degraded,
-            run_id,
-            traceback=result.traceback,
-            exception=result.exception,
-        )
+    if result.calls is NO_CALLS:  # no policy event inside: no retry, not degraded
+        attempts, degraded = (0 if status in NOT_RUN else 1), False
+    else:
+        attempts, degraded = result.attempts, result.degraded
+    event = ScannerFinished(
+        result.name,
+        result.pipeline,
+        status._value_,  # the value, without Enum's descriptor: once per scanner
+        len(result.candidates),
+        result.dropped,
+        round(result.duration, 3),
+        attempts,
+        result.error_type,
+        result.error,
+        result.reason,
+        timeout,
+        degraded,
+        options.run_id,
+        result.traceback,
+        result.exception,
     )
+    try:  # noqa: SIM105 - as _emit: nothing may escape, without contextlib's cost
+        emit(event)
+    except BaseException:  # noqa: S110 - emit reported a hook's failure; none is ours
+        pass
 
 
 #: structlog's context variables for ``scanner`` and ``pipeline``, once known.
@@ -580,8 +603,11 @@ def _normalized(raw: list[Any], scanner: str, normalize: Normalizer) -> list[dic
     append = candidates.append
     for item in raw:
         try:
-            # Plain data in the report: a candidate may hold views of the state.
-            candidate = normalize(to_plain(item), scanner)
+            # Plain data in the report: a candidate may hold views of the state. (A flat
+            # dict, the usual candidate, cannot: checked here at C speed.)
+            if type(item) is not dict or not _ATOMS.issuperset(map(type, item.values())):
+                item = to_plain(item)  # noqa: PLW2901 - the same finding, made plain
+            candidate = normalize(item, scanner)
         except Exception:  # noqa: S112 - one bad candidate is dropped and counted on its own
             continue
         if candidate is not None:
@@ -633,9 +659,12 @@ def _wants(event_type: type[Event]) -> bool:
 
 
 def _emit(event: Event) -> None:
-    # On a worker nothing may escape, not even a hook's BaseException.
-    with contextlib.suppress(BaseException):
+    # On a worker nothing may escape, not even a hook's BaseException. (A try statement:
+    # contextlib.suppress costs an object and two calls, once per scanner.)
+    try:  # noqa: SIM105
         emit(event)
+    except BaseException:  # noqa: S110 - emit reported a hook's failure; none is ours
+        pass
 
 
 #: How often a waiter re-reads a clock that is not the system's (a test's fake clock).

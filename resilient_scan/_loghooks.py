@@ -12,9 +12,10 @@ variables, and values are escaped so that no field can forge a log line.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Any, Final
 
 from ._config import CURRENT_SCAN
@@ -76,9 +77,14 @@ def safe_fields(event: Event) -> dict[str, Any]:
     Emitters already redact what they put in events; doing it again here (only texts of
     failures, which are rare) keeps the promise even for an event built elsewhere.
     """
-    fields = event.fields()
-    for name in TEXT_FIELDS.intersection(fields):
-        value = fields[name]
+    texts, carries_exception, own_fields = _SHAPES.get(type(event)) or _shape(type(event))
+    if own_fields:
+        fields = event.fields()
+    else:  # `Event.fields`, inline: the instance's dict holds exactly its fields
+        fields = event.__dict__.copy()
+        fields.pop("exception", None)
+    for name in TEXT_FIELDS.intersection(fields) if texts is None else texts:
+        value = fields.get(name)
         if isinstance(value, str):
             limit = _message_limit() * (20 if name == "traceback" else 1)
             # Slack for the "… (+N chars)" an emitter's cap already added: capping twice
@@ -86,12 +92,34 @@ def safe_fields(event: Event) -> dict[str, Any]:
             if len(value) > limit + _CAP_NOTE:
                 value = cap(value, limit)
             fields[name] = redact(value)
-    exception = exception_to_show(event)
-    if exception is not None and not fields.get("traceback"):
-        fields["traceback"] = format_traceback(exception)
-    if fields.get("traceback") is None:
-        fields.pop("traceback", None)
+    if carries_exception and getattr(event, "exception", None) is not None:
+        exception = exception_to_show(event)
+        if exception is not None and not fields.get("traceback"):
+            fields["traceback"] = format_traceback(exception)
+    if "traceback" in fields and fields["traceback"] is None:
+        del fields["traceback"]
     return fields
+
+
+#: Per event class: its text fields (None: look at each event's fields), and whether it
+#: may carry an exception. Found once per class: logging an event asks on every event.
+_SHAPES: dict[type[Event], tuple[tuple[str, ...] | None, bool, bool]] = {}
+
+
+def _shape(event_type: type[Event]) -> tuple[tuple[str, ...] | None, bool, bool]:
+    """(its text fields or None, whether it may carry an exception, renders its own fields)."""
+    shape = _SHAPES.get(event_type)
+    if shape is None:
+        # The library's own events keep exactly their fields in the instance's dict.
+        plain = event_type.__module__ == Event.__module__ and event_type.fields is Event.fields
+        if plain:
+            names = [each.name for each in dataclasses.fields(event_type)]
+            texts: tuple[str, ...] | None = tuple(n for n in names if n in TEXT_FIELDS)
+            shape = (texts, "exception" in names, False)
+        else:  # another kind of event: ask it, and look at what it renders
+            shape = (None, True, True)
+        _SHAPES[event_type] = shape
+    return shape
 
 
 def _message_limit() -> int:
@@ -265,6 +293,9 @@ class StructlogHook:
         self._structlog = _Structlog()
         # Per bound-logger class: the levels it passes (or `_ASK_LOGGING`).
         self._levels: dict[object, dict[int, bool] | str] = {}
+        # One lazy logger, as a module-level ``structlog.get_logger()`` is: it binds anew
+        # on each event, so it follows the configuration (and `capture_logs`).
+        self._logger: Any = None
 
     def __repr__(self) -> str:
         """``StructlogHook()``."""
@@ -306,17 +337,74 @@ class StructlogHook:
             levels[level] = enabled
         return enabled
 
+    def _get_logger(self) -> Any:
+        module = self._structlog.module
+        config = self._structlog.config
+        if config is None or config.cache_logger_on_first_use is not False:
+            # A lazy logger that caches its first binding would keep that configuration
+            # for good: ask structlog for a new one every time, as before.
+            return module.get_logger(LOGGER_NAME)
+        logger = self._logger
+        if logger is None:
+            logger = self._logger = module.get_logger(LOGGER_NAME)
+        return logger
+
     def __call__(self, event: Event) -> None:
         """Log *event*."""
         level = event.severity
-        if not self.enabled_for(level):
-            return
-        logger = self._structlog.module.get_logger(LOGGER_NAME)
-        method = _METHODS.get(level, "critical" if level > ERROR else "info")
-        getattr(logger, method)(event.name, **safe_fields(event))
+        if self.enabled_for(level):
+            self.log(event, level)
+
+    def log(self, event: Event, level: int) -> None:
+        """Log *event* at *level*, which the configured bound-logger class passes."""
+        method = _METHODS.get(level) or ("critical" if level > ERROR else "info")
+        logger = self._logger
+        config = self._structlog.config
+        if logger is None or config is None or config.cache_logger_on_first_use is not False:
+            logger = self._get_logger()
+        log = getattr(logger, method)
+        kind = type(event)
+        texts, carries_exception, own_fields = _SHAPES.get(kind) or _shape(kind)
+        if not own_fields:
+            values = event.__dict__
+            # No text to redact or cap, no traceback to add (a scanner that returned, say):
+            # the fields go to structlog as keywords straight from the event.
+            plain = not carries_exception or values["exception"] is None
+            if plain:
+                for name in texts:  # type: ignore[union-attr]
+                    if values[name] is not None:
+                        plain = False
+                        break
+            if plain:
+                call = _KEYWORD_CALLS.get(kind) or _keyword_call(kind)
+                call(log, event.name, values)
+                return
+        log(event.name, **safe_fields(event))
 
 
 _METHODS: Final = {DEBUG: "debug", INFO: "info", WARNING: "warning", ERROR: "error"}
+
+#: Per event class: ``call(log, name, values)``, which calls ``log(name, field=value, ...)``
+#: with every field but ``exception`` (and a traceback, which is None there). One keyword
+#: dict, as a direct structlog call makes, instead of a copy of the event's and another.
+_KEYWORD_CALLS: dict[type[Event], Callable[[Callable[..., Any], str, dict[str, Any]], None]] = {}
+
+
+def _keyword_call(
+    event_type: type[Event],
+) -> Callable[[Callable[..., Any], str, dict[str, Any]], None]:
+    names = [
+        each.name
+        for each in dataclasses.fields(event_type)
+        if each.name not in ("exception", "traceback")
+    ]
+    arguments = ", ".join(f"{name}=values[{name!r}]" for name in names)
+    source = f"def call(log, name, values):\n    log(name, {arguments})\n"
+    namespace: dict[str, Any] = {}
+    exec(source, {}, namespace)  # noqa: S102 - the event class's own field names
+    call: Callable[[Callable[..., Any], str, dict[str, Any]], None] = namespace["call"]
+    _KEYWORD_CALLS[event_type] = call
+    return call
 
 
 def structlog_configured() -> bool:
@@ -338,6 +426,8 @@ class LogHook:
         self.structlog = StructlogHook()
         self.logging = LoggingHook()
         self._structlog = self.structlog._structlog  # noqa: SLF001 - one finder for both
+        self._levels = self.structlog._levels  # noqa: SLF001 - what the structlog route learnt
+        self._config: Any = None  # structlog's configuration object, once found
 
     def __repr__(self) -> str:
         """``LogHook()``."""
@@ -345,16 +435,48 @@ class LogHook:
 
     def enabled_for(self, level: int) -> bool:
         """Whether the route taken now would emit an event of *level*."""
-        if self._structlog.configured():
-            return self.structlog.enabled_for(level)
-        return self.logging.enabled_for(level)
+        # Asked before every debug event of a hot path (a cache hit): the usual answers
+        # are read here from structlog's configuration object and what the structlog route
+        # learnt of its bound-logger class, without a call.
+        config = self._config
+        if config is None:
+            configured = self._structlog.configured()
+            config = self._config = self._structlog.config  # None until structlog is loaded
+            if config is None:
+                if configured:
+                    return self.structlog.enabled_for(level)
+                return self.logging.logger.isEnabledFor(level)
+        if config.is_configured is not True:
+            return self.logging.logger.isEnabledFor(level)
+        levels = self._levels.get(config.default_wrapper_class)
+        if levels.__class__ is dict:
+            known = levels.get(level)
+            if known is not None:
+                return known
+        return self.structlog.enabled_for(level)
 
     def __call__(self, event: Event) -> None:
         """Log *event* through the route taken now."""
-        if self._structlog.configured():
-            self.structlog(event)
-        else:
+        config = self._config
+        if config is None:
+            configured = self._structlog.configured()
+            self._config = self._structlog.config
+            if configured:
+                self.structlog(event)
+            else:
+                self.logging(event)
+            return
+        if config.is_configured is not True:
             self.logging(event)
+            return
+        # structlog, as configured: its level answer read as in `enabled_for`, once per event.
+        level = event.severity
+        levels = self._levels.get(config.default_wrapper_class)
+        known = levels.get(level) if levels.__class__ is dict else None
+        if known is None:
+            self.structlog(event)  # asks (and learns) the level first
+        elif known:
+            self.structlog.log(event, level)
 
 
 def default_hooks() -> tuple[LogHook]:

@@ -34,7 +34,7 @@ NOT_RUN = frozenset({ScanStatus.SKIPPED, ScanStatus.CANCELLED})
 NO_CALLS = CallStats()
 
 
-@dataclass(frozen=True, slots=True, init=False)
+@dataclass(frozen=True, init=False)
 class ScanResult:
     """One scanner's outcome.
 
@@ -98,44 +98,27 @@ class ScanResult:
         timeout_seconds: float | None = None,
     ) -> None:
         """Create a result; the fields are as documented above."""
-        # The executor makes one per scanner: storing through the slots' own setters costs
-        # half of what the generated frozen __init__ spends (object.__setattr__ per field).
-        (
-            set_name,
-            set_status,
-            set_candidates,
-            set_error,
-            set_duration,
-            set_pipeline,
-            set_dropped,
-            set_abandoned,
-            set_reason,
-            set_error_type,
-            set_exception,
-            set_traceback,
-            set_tool_logs,
-            set_calls,
-            set_timeline,
-            set_started_at,
-            set_timeout_seconds,
-        ) = _RESULT_SETTERS
-        set_name(self, name)
-        set_status(self, status)
-        set_candidates(self, [] if candidates is None else candidates)
-        set_error(self, error)
-        set_duration(self, duration)
-        set_pipeline(self, pipeline)
-        set_dropped(self, dropped)
-        set_abandoned(self, abandoned)
-        set_reason(self, reason)
-        set_error_type(self, error_type)
-        set_exception(self, exception)
-        set_traceback(self, traceback)
-        set_tool_logs(self, [] if tool_logs is None else tool_logs)
-        set_calls(self, calls)
-        set_timeline(self, timeline)
-        set_started_at(self, started_at)
-        set_timeout_seconds(self, timeout_seconds)
+        # The executor makes one per scanner: stored straight into the instance's dict,
+        # which costs a fraction of the generated frozen __init__ (object.__setattr__ per
+        # field). The class stays frozen: assigning a field raises.
+        values = self.__dict__
+        values["name"] = name
+        values["status"] = status
+        values["candidates"] = [] if candidates is None else candidates
+        values["error"] = error
+        values["duration"] = duration
+        values["pipeline"] = pipeline
+        values["dropped"] = dropped
+        values["abandoned"] = abandoned
+        values["reason"] = reason
+        values["error_type"] = error_type
+        values["exception"] = exception
+        values["traceback"] = traceback
+        values["tool_logs"] = [] if tool_logs is None else tool_logs
+        values["calls"] = calls
+        values["timeline"] = timeline
+        values["started_at"] = started_at
+        values["timeout_seconds"] = timeout_seconds
 
     @property
     def retries(self) -> int:
@@ -197,10 +180,6 @@ class ScanResult:
         }
 
 
-_RESULT_SETTERS: tuple[Any, ...] = tuple(
-    ScanResult.__dict__[name].__set__ for name in ScanResult.__dataclass_fields__
-)
-
 #: Normalizes one raw finding for a scanner, or returns None to drop it as invalid.
 Normalizer = Callable[[object, str], "dict[str, Any] | None"]
 #: Merges the results (in scanner order) into the report's findings.
@@ -240,7 +219,7 @@ class ScanReport:
         """Scanners per status, every status present (0 when none)."""
         counts = dict.fromkeys((status.value for status in ScanStatus), 0)
         for result in self.results:
-            counts[result.status.value] += 1
+            counts[result.status._value_] += 1  # the value, without Enum's descriptor
         return counts
 
     @property

@@ -21,9 +21,9 @@ from datetime import timedelta, timezone
 from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, TypeVar, cast
 
 from . import _config, _settings
-from ._calls import QUIET_DISPATCH, Attempt, counted, is_async, quiet
+from ._calls import Attempt, counted, is_async, traced
 from ._clock import SYSTEM_CLOCK, Clock, backoff_sleep, backoff_sleep_async
-from ._config import CURRENT_SCAN, DEADLINE
+from ._config import DEADLINE
 from ._deadline import Deadline, scope
 from ._errors import CircuitOpenError, ConfigError, RateLimitExceeded
 from ._events import RetryExhausted, RetryScheduled
@@ -176,7 +176,7 @@ class Tries:
         self.started = started
         self.budget = budget
         self.attempt = 1  # the attempt that just failed
-        self.traced = not quiet()
+        self.traced = traced()
 
     def wait_after(self, exc: BaseException) -> float | None:
         """The seconds to wait before the next attempt, or None to give up now."""
@@ -354,12 +354,12 @@ async def retry_async(
 
 def _sync_retry(policy: RetryPolicy, name: str, func: Callable[P, R]) -> Callable[P, R]:
     monotonic = policy.clock.monotonic
-    scan = CURRENT_SCAN.get
     runtime = _config.RUNTIME
 
     def attempts(budget: Deadline | None, args: Any, kwargs: Any) -> R:
         started = monotonic()
-        if (scan() is None and runtime.dispatch is QUIET_DISPATCH[0]) or quiet():
+        current = runtime.dispatch
+        if (current is not None and not current.traced) or not traced():
             try:
                 return func(*args, **kwargs)
             except Exception as exc:
@@ -401,12 +401,12 @@ def _async_retry(
     policy: RetryPolicy, name: str, func: Callable[P, Awaitable[R]]
 ) -> Callable[P, Awaitable[R]]:
     monotonic = policy.clock.monotonic
-    scan = CURRENT_SCAN.get
     runtime = _config.RUNTIME
 
     async def attempts(budget: Deadline | None, args: Any, kwargs: Any) -> R:
         started = monotonic()
-        if (scan() is None and runtime.dispatch is QUIET_DISPATCH[0]) or quiet():
+        current = runtime.dispatch
+        if (current is not None and not current.traced) or not traced():
             try:
                 return await func(*args, **kwargs)
             except Exception as exc:

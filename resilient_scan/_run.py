@@ -254,7 +254,9 @@ class ThreadRun:
         """Run one scanner on this thread; False if the caller gave up on it meanwhile."""
         clock = self._clock
         started = clock.monotonic()
-        deadline = Deadline(started + planned.timeout, clock).earliest(self.deadline)
+        deadline = Deadline(started + planned.timeout, clock)
+        if self.deadline is not None:
+            deadline = deadline.earliest(self.deadline)
         job = ScanJob(planned, self.state, self.options, started, deadline)
         call: Call[Returned] = Call(planned.name)
         context = self._context.copy()

@@ -26,7 +26,7 @@ from __future__ import annotations
 import copy
 from collections import deque
 from collections.abc import ItemsView, Iterable, Iterator, Mapping, ValuesView
-from typing import TYPE_CHECKING, Any, SupportsIndex, overload
+from typing import TYPE_CHECKING, Any, Final, SupportsIndex, overload
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -422,6 +422,7 @@ def _plain_container(value: Any, memo: dict[int, Any]) -> Any:
 
 
 # Values that cannot hold a view: to_plain returns them at once.
-_ATOMS = frozenset({str, int, float, bool, type(None), bytes, complex})
+ATOMS: Final = frozenset({str, int, float, bool, type(None), bytes, complex})
+_ATOMS = ATOMS
 
 _CONTAINERS = (dict, list, *_COPY_ON_READ)

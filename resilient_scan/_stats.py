@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from typing import ClassVar
 
 from ._events import (
     BreakerRejected,
@@ -123,6 +124,22 @@ def _count(number: int, noun: str) -> str:
 
 class ScanRecorder:
     """The live counters of one running scanner (thread-safe: scanners may fan out)."""
+
+    #: The event types it counts or notes: inside a scanner, no other event is built for
+    #: its sake (an attempt's events, say, are built only when a hook takes them).
+    events: ClassVar[frozenset[type[Event]]] = frozenset(
+        {
+            BreakerRejected,
+            BreakerStateChanged,
+            CacheHit,
+            CacheMiss,
+            RateLimitRejected,
+            RateLimitWaited,
+            RetryExhausted,
+            RetryScheduled,
+            TimeoutFired,
+        }
+    )
 
     __slots__ = (
         "_breakers",

@@ -84,6 +84,14 @@ def _collectors(registry: CollectorRegistry, namespace: str) -> dict[Metric, Any
 
 def _updater(metric: Metric, collector: Any) -> Callable[[float], None]:
     if metric.kind == "counter":
+        # A counter's `inc` checks, on every call, that it is not a labelled parent and that
+        # the amount is not negative, then adds under the value's lock. Both checks hold
+        # for what the hook counts (a child, or a metric without labels; amounts >= 0), so
+        # the hook adds through the value itself where prometheus_client keeps one.
+        add = getattr(getattr(collector, "_value", None), "inc", None)
+        observable = getattr(collector, "_is_observable", None)
+        if callable(add) and callable(observable) and observable():
+            return add  # type: ignore[no-any-return]
         return collector.inc  # type: ignore[no-any-return]
     if metric.kind == "histogram":
         return collector.observe  # type: ignore[no-any-return]
