@@ -79,23 +79,32 @@ class _Deferred:
     wants it.
     """
 
-    __slots__ = ("_hook", "_lock", "_settled", "spec")
+    __slots__ = ("_hook", "_lock", "_resolving", "_settled", "spec")
 
     def __init__(self, spec: HookFactory) -> None:
         self.spec = spec
         self._lock = threading.Lock()
         self._hook: Hook | None = None
         self._settled = False
+        # The thread running the factory: an event it emits meanwhile (the factory may call
+        # resilient code) skips this hook instead of waiting on the lock it holds.
+        self._resolving: int | None = None
 
     def __repr__(self) -> str:
         return f"<unresolved {self.spec!r}>"
 
     def resolve(self) -> Hook | None:
-        """The hook (created on the first call), or None if its factory failed."""
+        """The hook (created on the first call), or None if its factory failed.
+
+        None too for an event emitted by the factory itself while it runs.
+        """
         if self._settled:
             return self._hook
+        if self._resolving == threading.get_ident():
+            return None
         with self._lock:
             if not self._settled:
+                self._resolving = threading.get_ident()
                 try:
                     hook: object = self.spec.factory()
                 except Exception as exc:
@@ -106,6 +115,8 @@ class _Deferred:
                     else:
                         problem = TypeError(f"the factory returned {hook!r}: not callable")
                         report_failure(self.spec, problem, None)
+                finally:
+                    self._resolving = None
                 self._settled = True
                 _replace_deferred(self)
         return self._hook
@@ -267,6 +278,7 @@ def _forget_locks_after_fork() -> None:
     for hook in () if current is None else current.hooks:
         if isinstance(hook, _Deferred):
             hook._lock = threading.Lock()  # noqa: SLF001
+            hook._resolving = None  # noqa: SLF001 - thread ids are reused in the child
 
 
 _config.on_fork_in_child(_forget_locks_after_fork)

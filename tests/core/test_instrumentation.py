@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -462,3 +463,33 @@ def test_a_child_forked_while_a_factory_runs_creates_its_own_hook():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "0", done.stderr
+
+
+def test_a_hook_factory_that_calls_resilient_code_does_not_wait_on_itself():
+    attempts: list[int] = []
+
+    @rs.retry(attempts=2, backoff=0)
+    def load_settings() -> dict[str, int]:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise ConnectionError("settings service restarting")  # a retry: an event
+        return {}
+
+    received: list[str] = []
+
+    def factory() -> Any:
+        load_settings()
+        return lambda event: received.append(event.name)
+
+    set_hooks([HookFactory(factory)])
+    done = threading.Event()
+
+    def run() -> None:
+        rs.ScanExecutor().run([lambda state: []], {})
+        done.set()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert done.wait(10), "the factory waited on its own lock"
+    assert len(attempts) == 2
+    assert "scan.finished" in received  # the hook works once made
