@@ -21,7 +21,6 @@ Coroutine functions get the same cache with asyncio waits (`resilient_scan._cach
 from __future__ import annotations
 
 import functools
-import inspect
 import itertools
 import threading
 import weakref
@@ -33,14 +32,13 @@ import cachetools.keys
 
 from . import _config, _deadline, _settings
 from ._cache_store import MemoryCacheStore
+from ._calls import finish_call, is_async
 from ._clock import SYSTEM_CLOCK, Clock, is_system
 from ._config import CURRENT_SCAN
 from ._deadline import Deadline
 from ._errors import (
     CacheEncodeError,
-    CircuitOpenError,
     ConfigError,
-    RateLimitExceeded,
     ResilientScanError,
     ScanTimeout,
 )
@@ -55,7 +53,6 @@ from ._events import (
 from ._instrument import QUIET_DISPATCH, emit, wanted
 from ._policy import Policy
 from ._settings import Seconds
-from ._stats import ScanRecorder
 from ._storage import MISSING, CacheStore, SharedCacheStore, backend_for
 from ._text import add_note, callable_name, describe_error, error_type
 
@@ -185,7 +182,7 @@ class CachePolicy(Policy):
         _settings.decorated(func, "ttl_cache")
         name = callable_name(func)
         cache: Cache[R] = Cache(func, name, self._store_for(name), self)
-        if _is_coroutine_function(func):
+        if is_async(func):
             from ._cache_async import async_wrapper  # noqa: PLC0415 - asyncio only when needed
 
             wrapper = async_wrapper(cache, boundary=boundary)
@@ -213,13 +210,6 @@ class CachePolicy(Policy):
 
 
 ttl_cache = CachePolicy
-
-
-def _is_coroutine_function(func: object) -> bool:
-    if inspect.iscoroutinefunction(func):
-        return True
-    call = getattr(func, "__call__", None)  # noqa: B004 - an object with an async __call__
-    return call is not None and inspect.iscoroutinefunction(call)
 
 
 class _Again:
@@ -300,16 +290,6 @@ class _Tally:
         self._lock = threading.Lock()
 
 
-def _outcome_of(exc: BaseException) -> str:
-    if isinstance(exc, ScanTimeout):
-        return "timeout"
-    if isinstance(exc, CircuitOpenError):
-        return "circuit_open"
-    if isinstance(exc, RateLimitExceeded):
-        return "rate_limited"
-    return "error"
-
-
 class Cache(Generic[R]):
     """The state of one cached function, shared by its sync or async wrapper."""
 
@@ -346,23 +326,15 @@ class Cache(Generic[R]):
         cached_call = build(self, None)
         return build(self, cached_call) if boundary else cached_call
 
-    def counted(
-        self,
-        recorder: ScanRecorder | None,
-        call: Callable[..., R],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> R:
+    def counted(self, call: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
+        """Call through the cache as the outermost layer: counted and reported like any policy."""
         started = self.clock.monotonic()
         try:
             result = call(*args, **kwargs)
-        except Exception as exc:
-            self.call_finished(recorder, started, exc)
+        except BaseException as exc:
+            finish_call(self.name, started, self.clock, exc)
             raise
-        except BaseException:
-            self.call_interrupted(recorder)
-            raise
-        self.call_finished(recorder, started, None)
+        finish_call(self.name, started, self.clock, None)
         return result
 
     def miss(self, key: Hashable, seen: int, args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
@@ -641,24 +613,6 @@ class Cache(Generic[R]):
                 )
             )
 
-    def call_finished(
-        self, recorder: ScanRecorder | None, started: float, exc: Exception | None
-    ) -> None:
-        if recorder is not None:
-            recorder.count_call(failed=exc is not None)
-        if wanted(CallFinished):
-            duration = self.clock.monotonic() - started  # per call: not rounded (see _calls)
-            if exc is None:
-                emit(CallFinished(self.name, "ok", duration))
-            else:
-                emit(CallFinished(self.name, _outcome_of(exc), duration, error_type(exc)))
-
-    def call_interrupted(self, recorder: ScanRecorder | None) -> None:
-        # KeyboardInterrupt, a cancelled task: a call, but not a failure of the function;
-        # it did not finish, so there is no CallFinished.
-        if recorder is not None:
-            recorder.count_call(failed=False)
-
     def cache_clear(self) -> None:
         with self.write_lock:
             self.generation += 1
@@ -710,11 +664,11 @@ def _memory_call(cache: Cache[R], counted_call: Callable[..., R] | None) -> Call
     scan, runtime, quiet = CURRENT_SCAN.get, _config.RUNTIME, QUIET_DISPATCH
 
     def cached_call(*args: Any, **kwargs: Any) -> R:
-        if counted_call is not None:
-            recorder = scan()
-            # Nobody counts or reports calls while the quiet table is the current one.
-            if recorder is not None or (runtime.dispatch is not quiet[0] and wanted(CallFinished)):
-                return cache.counted(recorder, counted_call, args, kwargs)
+        # Nobody counts or reports calls while the quiet table is the current one.
+        if counted_call is not None and (
+            scan() is not None or (runtime.dispatch is not quiet[0] and wanted(CallFinished))
+        ):
+            return cache.counted(counted_call, args, kwargs)
         key = make_key(*args, **kwargs)
         seen = cache.completed
         try:
@@ -741,11 +695,11 @@ def _store_call(cache: Cache[R], counted_call: Callable[..., R] | None) -> Calla
     scan, runtime, quiet = CURRENT_SCAN.get, _config.RUNTIME, QUIET_DISPATCH
 
     def cached_call(*args: Any, **kwargs: Any) -> R:
-        if counted_call is not None:
-            recorder = scan()
-            # Nobody counts or reports calls while the quiet table is the current one.
-            if recorder is not None or (runtime.dispatch is not quiet[0] and wanted(CallFinished)):
-                return cache.counted(recorder, counted_call, args, kwargs)
+        # Nobody counts or reports calls while the quiet table is the current one.
+        if counted_call is not None and (
+            scan() is not None or (runtime.dispatch is not quiet[0] and wanted(CallFinished))
+        ):
+            return cache.counted(counted_call, args, kwargs)
         key = make_key(*args, **kwargs)
         seen = cache.completed
         value: R  # the store's Any, unchecked: typing.cast would cost a call per hit

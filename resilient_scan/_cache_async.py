@@ -28,6 +28,7 @@ from typing import Any, cast
 
 from . import _deadline
 from ._cache import AGAIN, MAX_LOOKS, POLL_SECONDS, Cache, Flight, Held
+from ._calls import finish_call
 from ._clock import is_system
 from ._config import CURRENT_SCAN
 from ._errors import ScanTimeout
@@ -71,19 +72,15 @@ def _cached_call(cache: Cache[Any]) -> Callable[..., Any]:
 
 def _boundary(cache: Cache[Any], cached_call: Callable[..., Any]) -> Callable[..., Any]:
     async def call_at_boundary(*args: Any, **kwargs: Any) -> Any:
-        recorder = CURRENT_SCAN.get()
-        if recorder is None and not wanted(CallFinished):
+        if CURRENT_SCAN.get() is None and not wanted(CallFinished):
             return await cached_call(*args, **kwargs)
         started = cache.clock.monotonic()
         try:
             result = await cached_call(*args, **kwargs)
-        except Exception as exc:
-            cache.call_finished(recorder, started, exc)
+        except BaseException as exc:  # a cancellation is counted, never as a failure
+            finish_call(cache.name, started, cache.clock, exc)
             raise
-        except BaseException:  # a cancellation: never a failure
-            cache.call_interrupted(recorder)
-            raise
-        cache.call_finished(recorder, started, None)
+        finish_call(cache.name, started, cache.clock, None)
         return result
 
     return call_at_boundary

@@ -209,3 +209,21 @@ def test_the_cache_module_does_not_log():
         assert "logging" not in names
         assert "structlog" not in names
         assert "log" not in names
+
+
+@pytest.mark.parametrize("outermost", ["ttl_cache", "retry"])
+def test_an_interrupted_call_is_reported_alike_whichever_policy_is_outermost(
+    outermost: str, clock: FakeClock
+):
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    if outermost == "ttl_cache":
+        call = rs.ttl_cache(ttl=60, clock=clock)(interrupted)
+    else:
+        call = rs.retry(attempts=2, clock=clock)(interrupted)
+    with capture_events(CallFinished) as events, pytest.raises(KeyboardInterrupt):
+        call()
+    assert [(e.outcome, e.error_type) for e in events.of(CallFinished)] == [
+        ("cancelled", "KeyboardInterrupt")
+    ]
