@@ -83,6 +83,25 @@ def cap(text: str, limit: int | None = None) -> str:
     return f"{text[:limit]}… (+{len(text) - limit} chars)"
 
 
+#: How far past a cap redaction still reads, so a secret cut by the cap is still found.
+_REDACTION_MARGIN: Final = 512
+
+
+def redacted_cap(text: str, limit: int | None = None) -> str:
+    """`redact` then `cap`, without running the patterns over text the cap would drop.
+
+    A megabyte-long message costs what its first *limit* characters cost.
+    """
+    limit = _config.RUNTIME.message_limit if limit is None else limit
+    window = limit + _REDACTION_MARGIN
+    if len(text) <= window:
+        return cap(redact(text), limit)
+    shown = redact(text[:window])
+    if len(shown) <= limit:  # redaction shortened it below the cap: say what was cut
+        return f"{shown}… (+{len(text) - window} chars)"
+    return f"{shown[:limit]}… (+{len(shown) - limit + len(text) - window} chars)"
+
+
 def escape_control(text: str) -> str:
     r"""Show control characters (C0, C1, ESC, CR, LF, ...) as visible escapes like ``\n``."""
     if not _CONTROL.search(text):
@@ -132,7 +151,7 @@ def describe_error(exc: BaseException) -> str:
     """``"Type: message"`` (just the type when the message is empty), redacted and capped."""
     text = error_message(exc)
     name = error_type(exc)
-    return cap(redact(f"{name}: {text}" if text else name))
+    return redacted_cap(f"{name}: {text}" if text else name)
 
 
 def format_traceback(exc: BaseException) -> str:
@@ -141,7 +160,7 @@ def format_traceback(exc: BaseException) -> str:
         lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
     except Exception:
         return describe_error(exc)
-    return cap(redact("".join(lines)), 20 * _config.RUNTIME.message_limit)
+    return redacted_cap("".join(lines), 20 * _config.RUNTIME.message_limit)
 
 
 def callable_name(func: object) -> str:

@@ -90,3 +90,26 @@ def test_a_traceback_has_no_local_variables():
         text = _text.format_traceback(exc)
     assert "ValueError: bad" in text
     assert password not in text
+
+
+def test_a_huge_message_is_redacted_only_as_far_as_it_is_shown(monkeypatch):
+    read: list[int] = []
+    redact = _text.redact
+
+    def measuring(text: str) -> str:
+        read.append(len(text))
+        return redact(text)
+
+    monkeypatch.setattr(_text, "redact", measuring)
+    message = "token: abc " * 500_000  # 5.5 MB of things redaction rewrites
+    described = _text.describe_error(ValueError(message))
+    assert max(read) < 3000  # the whole 5.5 MB went through every pattern before
+    assert described.startswith("ValueError: token: *** token: ***")
+    assert described.endswith("chars)")
+    assert len(described) < 2100
+
+
+def test_a_secret_across_the_cap_is_still_redacted():
+    message = "x" * 1995 + " apikey=S3CRETS3CRET"
+    described = _text.describe_error(ValueError(message))
+    assert "S3CRET" not in described
