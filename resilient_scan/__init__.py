@@ -20,7 +20,6 @@ from ._breaker import (
 from ._cache import CachedFunction, CacheInfo, CachePolicy, MemoryCacheStore, ttl_cache
 from ._clock import Clock, SystemClock
 from ._compose import ResilientFunction, resilient
-from ._console import ScanConsoleRenderer, configure_logging
 from ._deadline import current_deadline, deadline_after, time_remaining
 from ._engine import DaemonPool, abandoned_threads
 from ._errors import (
@@ -53,6 +52,7 @@ from .discovery import PRIORITIES, merge_candidates, normalize_candidate
 
 if TYPE_CHECKING:
     from . import instrumentation, testing
+    from ._console import ScanConsoleRenderer, configure_logging
 
 __all__ = [
     "PRIORITIES",
@@ -126,6 +126,10 @@ def __getattr__(name: str) -> Any:
         import importlib  # noqa: PLC0415
 
         return importlib.import_module(f"{__name__}.{name}")
+    if name in ("configure_logging", "ScanConsoleRenderer"):  # for applications only
+        from . import _console  # noqa: PLC0415
+
+        return getattr(_console, name)
     if name == "__version__":
         from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
 
