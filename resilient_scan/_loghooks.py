@@ -226,6 +226,10 @@ class LoggingHook:
         logger.handle(record)
 
 
+#: What the fast paths read on structlog's configuration object.
+_CONFIG_ATTRIBUTES: Final = ("is_configured", "default_wrapper_class", "cache_logger_on_first_use")
+
+
 class _Structlog:
     """Where structlog keeps its configuration, found once structlog is loaded.
 
@@ -247,7 +251,9 @@ class _Structlog:
             if module is None:
                 return False
             self.config = getattr(getattr(module, "_config", None), "_CONFIG", None)
-            if not hasattr(self.config, "is_configured"):
+            # Every attribute the fast paths read, or none of them: a structlog that keeps
+            # its configuration elsewhere is asked through its public calls instead.
+            if not all(hasattr(self.config, name) for name in _CONFIG_ATTRIBUTES):
                 self.config = None
             self.module = module
         return True

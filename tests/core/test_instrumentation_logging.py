@@ -354,3 +354,19 @@ def test_structlog_imported_but_not_configured_still_goes_through_standard_loggi
     assert done.stdout == ""
     assert "DEBUG|cache.hit cache=" in done.stderr
     assert "WARNING|scanner.finished scanner=broken" in done.stderr
+
+
+def test_a_structlog_that_keeps_its_configuration_elsewhere_is_asked_publicly(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    import structlog
+
+    from resilient_scan import _loghooks
+
+    class Moved:  # a later structlog, say, whose config object has other names
+        is_configured = True
+
+    monkeypatch.setattr(structlog._config, "_CONFIG", Moved())
+    found = _loghooks._Structlog()
+    assert found.loaded()
+    assert found.config is None  # the fast paths stand down
