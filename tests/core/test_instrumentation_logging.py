@@ -17,6 +17,7 @@ import pytest
 import structlog
 
 import resilient_scan as rs
+from resilient_scan import _loghooks
 from resilient_scan._instrument import emit, wanted
 from resilient_scan.instrumentation import (
     BreakerRejected,
@@ -359,10 +360,6 @@ def test_structlog_imported_but_not_configured_still_goes_through_standard_loggi
 def test_a_structlog_that_keeps_its_configuration_elsewhere_is_asked_publicly(
     monkeypatch: pytest.MonkeyPatch,
 ):
-    import structlog
-
-    from resilient_scan import _loghooks
-
     class Moved:  # a later structlog, say, whose config object has other names
         is_configured = True
 
