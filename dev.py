@@ -112,7 +112,7 @@ def bench(args: list[str]) -> int:
 
 #: The extras whose minimum versions `test-minimum` pins too (the library's integrations; the
 #: tools that only run the tests, benchmarks and docs are taken as they come).
-LIBRARY_EXTRAS = ("cli", "redis", "dask", "prometheus", "opentelemetry")
+LIBRARY_EXTRAS = ("cli", "redis", "dask", "prometheus", "opentelemetry", "pybreaker")
 
 
 def _minimum_pins() -> list[str]:

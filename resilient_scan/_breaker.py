@@ -98,6 +98,11 @@ class LocalBreakerStore:
 
     def admit(self, *, now: float, reset_timeout: float, trial_lease: float) -> Admission:
         """Decide whether a call may run now: closed, the half-open trial, or rejected."""
+        # Closed needs no lock: a call admitted just as another thread trips the breaker is
+        # one more call in flight, as if it had started a moment earlier.
+        if self._state() == CLOSED:
+            failures = self._failures()
+            return Admission("closed", CLOSED, failures) if failures else CLOSED_ADMISSION
         with self._lock:
             state, failures = self._state(), self._failures()
             if state == CLOSED:
