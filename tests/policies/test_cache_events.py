@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import threading
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import pytest
@@ -218,6 +218,7 @@ def test_an_interrupted_call_is_reported_alike_whichever_policy_is_outermost(
     def interrupted() -> None:
         raise KeyboardInterrupt
 
+    call: Callable[[], None]
     if outermost == "ttl_cache":
         call = rs.ttl_cache(ttl=60, clock=clock)(interrupted)
     else:
