@@ -308,8 +308,10 @@ class Cache(Generic[R]):
         self.shared = isinstance(store, SharedCacheStore)
         # Guards flights, misses and completed; held for dictionary work only.
         self.lock = threading.Lock()
-        # Guards generation with the store's writes, so no load stores across a clear.
-        self.write_lock = threading.Lock()
+        # Guards generation and the stores in progress, so no load stores across a clear;
+        # the store calls themselves (a Redis round trip) run outside it.
+        self.write_lock = threading.Condition(threading.Lock())
+        self.writing = 0
         self.flights: dict[Hashable, Flight] = {}
         self.hits = _Tally()
         self.misses = 0
@@ -570,20 +572,27 @@ class Cache(Generic[R]):
             emit(CacheLoaded(self.name, self.name, duration, stored))
 
     def keep(self, key: Hashable, value: Any, generation: int) -> bool:
-        """Store *value* unless the cache was cleared since its load began."""
-        failure: Exception | None = None
+        """Store *value* unless the cache was cleared since its load began.
+
+        Stores of different keys run side by side; a clear waits for the stores it let
+        through, then empties the store, so none of them lands after it.
+        """
         with self.write_lock:
             if generation != self.generation:
                 return False
-            try:
-                self.store.set(key, value, self.ttl)
-            except CacheEncodeError:
-                raise
-            except Exception as exc:
-                failure = exc
-        if failure is not None:
-            self.store_failed(failure, "set")
+            self.writing += 1
+        try:
+            self.store.set(key, value, self.ttl)
+        except CacheEncodeError:
+            raise
+        except Exception as exc:
+            self.store_failed(exc, "set")
             return False
+        finally:
+            with self.write_lock:
+                self.writing -= 1
+                if not self.writing:
+                    self.write_lock.notify_all()
         return True
 
     def land(self, key: Hashable, flight: Flight) -> None:
@@ -615,8 +624,10 @@ class Cache(Generic[R]):
 
     def cache_clear(self) -> None:
         with self.write_lock:
-            self.generation += 1
-            self.store.clear()
+            self.generation += 1  # loads that finish from now on store nothing
+            while self.writing:  # the stores let through before: they land first
+                self.write_lock.wait()
+        self.store.clear()
         with self.lock:
             # Loads still running belong to the time before the clear: later callers do
             # not join them, and they store nothing (their generation is old).
@@ -641,7 +652,8 @@ class Cache(Generic[R]):
         lock one of them held would stay held.
         """
         self.lock = threading.Lock()
-        self.write_lock = threading.Lock()
+        self.write_lock = threading.Condition(threading.Lock())
+        self.writing = 0
         self.hits.forget_lock()
         self.flights = {}
 

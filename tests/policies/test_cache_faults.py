@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 import resilient_scan as rs
+from resilient_scan._storage import MISSING
 from resilient_scan.instrumentation import CacheLoaded
 from resilient_scan.testing import FakeClock, capture_events
 from tests.helpers import Calls, wait_until
@@ -314,3 +315,45 @@ def _reap(pid: int) -> None:
         time.sleep(0.01)
     os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
+
+
+def test_a_slow_store_write_holds_up_no_other_key():
+    release = threading.Event()
+
+    class SlowForOneKey:
+        def __init__(self) -> None:
+            self.values: dict[Hashable, object] = {}
+
+        def get(self, key: Hashable) -> object:
+            return self.values.get(key, MISSING)
+
+        def set(self, key: Hashable, value: object, ttl: float) -> None:
+            if key == ("slow",):
+                release.wait(10)  # a shared store taking its time
+            self.values[key] = value
+
+        def clear(self) -> None:
+            self.values.clear()
+
+        def __len__(self) -> int:
+            return len(self.values)
+
+    @rs.ttl_cache(ttl=60, storage=SlowForOneKey())
+    def quote(symbol: str) -> str:
+        return symbol
+
+    slow = threading.Thread(target=quote, args=("slow",), daemon=True)
+    slow.start()
+    time.sleep(0.02)  # its write is under way
+    done = threading.Event()
+
+    def fast() -> None:
+        quote("fast")
+        done.set()
+
+    threading.Thread(target=fast, daemon=True).start()
+    try:
+        assert done.wait(2), "a store write for one key held up another key's load"
+    finally:
+        release.set()
+        slow.join(5)
