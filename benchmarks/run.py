@@ -6,9 +6,9 @@ cache (`bench_cache`: hit, miss, stampedes), the instrumentation seam
 (`bench_instrumentation`: default hooks, Prometheus and OpenTelemetry hooks), the executor
 (`bench_executor`: slowest scanner, hung scanner, the executor's own cost, scaling, sleeps,
 async scanners, merge, memory), the import (`bench_import`), and the Redis and Dask
-benchmarks (`bench_redis`, `bench_dask`) when their modules are there. Then it prints one
-table with the date, Python version, CPU count, platform and the versions of every library
-measured. Exits with status 1 when a target is missed.
+benchmarks (`bench_redis` needs a redis-server on the machine; `bench_dask` starts a local
+cluster). Then it prints one table with the date, Python version, CPU count, platform and
+the versions of every library measured. Exits with status 1 when a target is missed.
 """
 
 from __future__ import annotations
@@ -20,22 +20,22 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
 
 from _common import Row, format_table, log_summary, machine_lines  # benchmarks/ is on sys.path
 
 import resilient_scan as rs
 
-#: The benchmark modules, in the order they run. The last two are optional: each runs when
-#: its module is there (another part of the project may not have added it yet).
+#: The benchmark modules, in the order they run (the last two need a redis-server on the
+#: machine and start a local Dask cluster).
 MODULES = (
     "bench_layers",
     "bench_cache",
     "bench_instrumentation",
     "bench_executor",
     "bench_import",
+    "bench_redis",
+    "bench_dask",
 )
-OPTIONAL_MODULES = ("bench_redis", "bench_dask")
 
 LIBRARIES = (
     "structlog",
@@ -62,13 +62,6 @@ def _installed(name: str) -> str:
         return f"{name} (not installed)"
 
 
-def benchmark_modules() -> list[str]:
-    """The modules to run: every required one, and each optional one that exists."""
-    here = Path(__file__).resolve().parent
-    optional = [name for name in OPTIONAL_MODULES if (here / f"{name}.py").exists()]
-    return [*MODULES, *optional]
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmarks, print the table; return 1 when a target is missed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -81,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    names = args.only or benchmark_modules()
+    names = args.only or list(MODULES)
     started = time.perf_counter()
     rows: list[Row] = []
     timings: list[str] = []
