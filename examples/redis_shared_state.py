@@ -58,6 +58,13 @@ def worker(redis_url: str, namespace: str, api: str) -> str:
 def main() -> int:
     """Run the workers and show what reached the API."""
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    client = redis.Redis.from_url(redis_url, socket_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        # Without Redis each process would fall back to state of its own: nothing to show.
+        print(f"needs a Redis at {redis_url} (set REDIS_URL): {exc}", file=sys.stderr)
+        return 2
     namespace = f"example-{os.getpid()}"
     with ApiSimulator(latency_scale=0.05) as api:
         context = multiprocessing.get_context("spawn")
@@ -67,7 +74,6 @@ def main() -> int:
             print(line)
         print(f"requests at {DOWN}: {api.requests(DOWN)} (3 processes, fail_max=3)")
         print(f"requests at {MOVERS}: {api.requests(MOVERS)} (9 calls)")
-    client = redis.Redis.from_url(redis_url)
     keys = list(client.scan_iter(match=f"{namespace}:*"))
     if keys:
         client.unlink(*keys)
