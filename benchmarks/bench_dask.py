@@ -118,7 +118,7 @@ def local_cluster() -> Iterator[distributed.Client]:
             n_workers=WORKERS,
             threads_per_worker=THREADS,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",  # any free port: a busy 8787 must not fail the run
             silence_logs=logging.CRITICAL,  # the workers' complaints while the cluster closes
         ) as cluster,
         distributed.Client(cluster) as client,

@@ -46,7 +46,7 @@ def dask_client() -> Iterator[distributed.Client]:
             n_workers=WORKERS,
             threads_per_worker=THREADS,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",  # any free port: a busy 8787 must not fail the run
             silence_logs=logging.ERROR,
         ) as cluster,
         client_of(cluster) as client,
