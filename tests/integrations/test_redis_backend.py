@@ -13,7 +13,9 @@ import redis.asyncio
 
 import resilient_scan as rs
 from resilient_scan._storage import backend_for
+from resilient_scan.instrumentation import BackendUnavailable
 from resilient_scan.redis import JsonCodec, RedisBackend
+from resilient_scan.testing import capture_events
 
 
 def test_the_backend_and_its_stores_keep_the_storage_protocols(redis_url: str):
@@ -44,9 +46,18 @@ def test_the_name_says_where_without_credentials():
 def test_nothing_connects_until_a_store_is_used():
     # Nothing listens on port 1: building backends, policies and stores must not notice.
     backend = RedisBackend("redis://127.0.0.1:1/0")
-    rs.circuit_breaker(storage=backend, name="api")(lambda: 1)
-    rs.ttl_cache(ttl=1, storage="redis://127.0.0.1:1/0")(lambda: 1)
-    backend.breaker_store("api", rs.SystemClock())
+    with capture_events(BackendUnavailable) as events:
+        rs.circuit_breaker(storage=backend, name="api")(lambda: 1)
+        rs.ttl_cache(ttl=1, storage="redis://127.0.0.1:1/0")(lambda: 1)
+        backend.breaker_store("api", rs.SystemClock())
+    pool = backend.client.connection_pool
+    assert pool._created_connections == 0
+    assert events == []
+    # ...and the first use does try (and falls back, reporting it once).
+    store = backend.breaker_store("api", rs.SystemClock())
+    with capture_events(BackendUnavailable) as events:
+        store.admit(now=0.0, reset_timeout=1.0, trial_lease=1.0)
+    assert len(events) == 1
 
 
 @pytest.mark.parametrize(
