@@ -13,6 +13,9 @@ import pytest
 import structlog
 from structlog.typing import EventDict
 
+import resilient_scan as rs
+from resilient_scan import _config, _engine
+
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
     """Poll *predicate* until it is true or *timeout* seconds pass; return its last value."""
@@ -22,6 +25,52 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
             return predicate()
         time.sleep(0.002)
     return True
+
+
+def calls_running() -> int:
+    """Calls running now on the threads of every `DaemonPool`, abandoned ones included."""
+    return sum(
+        max(0, pool.threads - len(pool._idle))  # the pools' own bookkeeping
+        for pool in list(_engine._POOLS)
+    )
+
+
+def settle(timeout: float = 5.0) -> bool:
+    """Wait until no call runs on a pool's thread and none is counted as abandoned.
+
+    An abandoned call reports its end (``timeout.abandoned_call_finished``, a scanner's
+    ``scanner.late_result_dropped``) from its own thread, *after* it stopped counting in
+    `resilient_scan.abandoned_threads`; the thread goes back to its pool's idle list only
+    once those reports are out. So waiting for idle threads, not for the count, is what
+    keeps a test's late reports out of the next test's output and captures.
+    """
+    return wait_until(lambda: rs.abandoned_threads() == 0 and calls_running() == 0, timeout)
+
+
+def hung_calls() -> str:
+    """The abandoned calls still running, by function, for a failure message."""
+    hung = _config.abandoned_calls().hung()
+    running = calls_running()
+    listed = ", ".join(f"{name} x{count}" for name, count in hung) or "none abandoned"
+    return f"{listed}; {running} pool thread(s) busy"
+
+
+@contextmanager
+def structlog_kept() -> Iterator[None]:
+    """Put structlog's configuration back as it was, *unconfigured* included.
+
+    ``structlog.configure(**structlog.get_config())`` on an unconfigured structlog marks it
+    configured: the library's default hook then prints every later event to stdout.
+    """
+    configured = structlog.is_configured()
+    saved = structlog.get_config()
+    saved["processors"] = list(saved["processors"])
+    try:
+        yield
+    finally:
+        structlog.reset_defaults()
+        if configured:
+            structlog.configure(**saved)
 
 
 class Calls:

@@ -6,18 +6,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 
 from tests.cli.support import SCANNERS, unique_module
+from tests.helpers import structlog_kept
 
 
 @pytest.fixture(autouse=True)
 def _restore_structlog() -> Iterator[None]:
     """The command configures structlog and puts it back; make sure of it, whatever fails."""
-    saved = structlog.get_config()
-    yield
-    structlog.reset_defaults()
-    structlog.configure(**saved)
+    with structlog_kept():
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -15,6 +15,7 @@ import structlog
 import resilient_scan as rs
 from resilient_scan import _config
 from resilient_scan._console import UNICODE, Glyphs, use_colors
+from tests.helpers import structlog_kept
 
 Found = list[dict[str, Any]]
 
@@ -22,11 +23,8 @@ Found = list[dict[str, Any]]
 @pytest.fixture(autouse=True)
 def restore_structlog() -> Iterator[None]:
     """configure_logging changes structlog's global configuration: put it back."""
-    saved = structlog.get_config()
-    saved["processors"] = list(saved["processors"])
-    yield
-    structlog.reset_defaults()
-    structlog.configure(**saved)
+    with structlog_kept():
+        yield
 
 
 def render(**event: Any) -> Any:

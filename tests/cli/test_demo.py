@@ -21,6 +21,7 @@ from resilient_scan.cli.demo import HEALTHY, DemoRun, DemoSettings, run_demo
 from resilient_scan.instrumentation import BreakerStateChanged, RetryScheduled, get_hooks
 from resilient_scan.testing import ApiSimulator
 from tests.cli.support import clean_env
+from tests.helpers import structlog_kept
 
 TIMES = "\u00d7"  # the multiplication sign
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -33,7 +34,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DemoRun, st
     out = io.StringIO()
     page = tmp_path_factory.mktemp("demo") / "report.html"
     hooks = [type(hook) for hook in get_hooks()]
-    try:
+    with structlog_kept():
         run = run_demo(DemoSettings.quick(), out=out, page=page)
         RESTORED.extend(
             [
@@ -42,8 +43,6 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DemoRun, st
             ]
         )
         yield run, out.getvalue()
-    finally:
-        structlog.configure(**saved)
 
 
 RESTORED: list[tuple[object, object]] = []

@@ -20,7 +20,7 @@ import pytest
 import resilient_scan as rs
 from resilient_scan.testing import FakeClock
 from tests.executor.support import MARGIN, hanging, sleeping, stalling, taking
-from tests.helpers import Calls, wait_until
+from tests.helpers import Calls, settle, wait_until
 
 SCRIPTS = Path(__file__).parent / "scripts"
 
@@ -137,7 +137,8 @@ def test_report_abandoned_counts_hung_scanners_until_they_return(
     during = rs.abandoned_threads()
     assert during >= 2
     release.set()
-    assert wait_until(lambda: rs.abandoned_threads() <= during - 2)
+    assert settle()
+    assert rs.abandoned_threads() == during - 2
 
 
 def test_a_late_result_of_an_abandoned_scanner_is_not_reported(
@@ -180,7 +181,7 @@ def test_deadline_times_out_running_scanners_and_cancels_the_rest(
     assert report.counts["cancelled"] == 2
     assert report.abandoned == 1
     release.set()  # cancelled bodies stay unrun after the run, too
-    assert wait_until(lambda: rs.abandoned_threads() == 0)
+    assert settle()
     assert ran.count == 0
 
 

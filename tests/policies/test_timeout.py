@@ -18,7 +18,7 @@ import structlog
 import resilient_scan as rs
 from resilient_scan.instrumentation import CallAbandoned, TimeoutFired
 from resilient_scan.testing import capture_events
-from tests.helpers import capture_with_contextvars, events_named, wait_until
+from tests.helpers import capture_with_contextvars, events_named, settle, wait_until
 
 LIMIT = 0.05
 # Shared 2-core machines are noisy: a 0.2 s timeout only has to fire before this.
@@ -51,8 +51,6 @@ def silent_peer() -> Iterator[SilentPeer]:
 
 
 def test_fires_while_the_call_is_blocked_in_time_sleep():
-    before = rs.abandoned_threads()
-
     @rs.timeout(LIMIT)
     def sleepy() -> str:
         time.sleep(4 * LIMIT)
@@ -63,7 +61,7 @@ def test_fires_while_the_call_is_blocked_in_time_sleep():
         sleepy()
     elapsed = time.monotonic() - started
     assert LIMIT - 0.02 <= elapsed < FIRES_BEFORE
-    assert wait_until(lambda: rs.abandoned_threads() == before)  # nothing left for later tests
+    assert settle()  # the sleep ends and reports: nothing is left for later tests
 
 
 def test_fires_while_the_call_is_blocked_in_a_socket_recv(silent_peer: SilentPeer):
@@ -84,6 +82,7 @@ def test_fires_while_the_call_is_blocked_in_a_socket_recv(silent_peer: SilentPee
     assert not returned.is_set(), "the recv returned: the call was not blocked after all"
     silent_peer.hang_up()  # the abandoned recv now sees EOF and its thread ends
     assert returned.wait(5.0)
+    assert settle()
 
 
 def test_scan_timeout_is_a_timeout_error_that_carries_the_limit(release: threading.Event):
@@ -123,10 +122,9 @@ def test_reraises_the_call_exception_unchanged():
 
 
 def test_abandoned_threads_counts_a_timed_out_call_until_it_returns(release: threading.Event):
-    # Calls abandoned by earlier tests finish within a few seconds; start from none.
-    assert wait_until(lambda: rs.abandoned_threads() == 0, timeout=10.0)
+    assert rs.abandoned_threads() == 0  # no test leaves one running (the conftest's guard)
 
-    @rs.timeout(0.1)
+    @rs.timeout(LIMIT)
     def hang() -> None:
         release.wait(10.0)
 
@@ -137,6 +135,7 @@ def test_abandoned_threads_counts_a_timed_out_call_until_it_returns(release: thr
     finally:
         release.set()
     assert wait_until(lambda: rs.abandoned_threads() == 0)
+    assert settle()
 
 
 def test_time_remaining_and_current_deadline_inside_the_call_reflect_the_limit():
@@ -300,22 +299,31 @@ def test_an_enclosing_deadline_that_ends_sooner_shortens_the_limit(release: thre
     assert elapsed < 3.0
 
 
-def test_a_spent_enclosing_budget_does_not_start_the_call():
+def test_a_spent_enclosing_budget_does_not_start_the_call(release: threading.Event):
     calls: list[int] = []
+    outcome: list[BaseException | None] = []
 
     @rs.timeout(5)
     def inner() -> None:
         calls.append(1)
 
-    @rs.timeout(0.05)
+    @rs.timeout(LIMIT)
     def outer() -> None:
-        time.sleep(0.1)  # the outer limit passes; this thread goes on (abandoned)
-        inner()
+        release.wait(5.0)  # until the outer limit has passed: this thread goes on, abandoned
+        try:
+            inner()
+        except BaseException as exc:
+            outcome.append(exc)
+            raise
+        outcome.append(None)
 
     with pytest.raises(rs.ScanTimeout):
         outer()
-    assert wait_until(lambda: rs.abandoned_threads() == 0)
+    release.set()
+    assert settle()
     assert calls == []
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], rs.ScanTimeout)
 
 
 @pytest.mark.parametrize("seconds", [1e10, 2**1024, float("inf")], ids=["1e10", "2**1024", "inf"])
@@ -354,7 +362,8 @@ def test_a_full_pool_fails_new_calls_at_once_naming_the_bound_and_the_hung_funct
     assert "max_threads=2" in str(info.value)
     assert f"{stuck_feed.__qualname__} x2" in str(info.value)
     release.set()
-    assert wait_until(lambda: rs.abandoned_threads() == before)
+    assert settle()
+    assert rs.abandoned_threads() == before
     assert quick() == "ok"  # the threads came back to the pool
 
 
