@@ -4,9 +4,20 @@ Async scanners run as tasks of the running loop, each in a copy of the run's con
 most ``max_tasks`` at once; at its limit a task is cancelled for real (status
 ``"timeout"``, nothing left running). Synchronous scanners of the same run go to daemon
 threads, at most ``max_workers`` at once, exactly as in a run on threads (`_run`), and hand
-their results back to the loop. One timer, set to the earliest deadline, keeps time for
-all of them. Whoever takes a scanner's outcome first (the scanner returning, or the timer)
-decides it, through an `_engine.Claim` or the thread's `_engine.Call`.
+their results back to the loop.
+
+What a scanner costs here is what a big run of short async scanners pays for on top of a
+bare ``asyncio.gather``, so each costs one object of the run (its `_Job`, which is also its
+recorder) and one task, whose coroutine drives the scanner's own:
+
+- no task or semaphore dispatches scanners: the run starts as many as its bounds allow,
+  and each scanner that ends starts the next of its lane, right where it is settled;
+- one timer keeps time for all of them: scanners are kept in buckets by deadline, and
+  scanners started within the same millisecond share a deadline (each gets its full limit
+  and at most a millisecond more), so a big run has a few buckets, not one per scanner;
+- on the loop's one thread, a task's outcome is taken by whoever comes first (the scanner
+  returning, or the timer) without a lock: a flag on the job decides it. A thread's
+  outcome is decided by its `_engine.Call`, as in a run on threads.
 """
 
 from __future__ import annotations
@@ -15,15 +26,16 @@ import asyncio
 import contextlib
 import contextvars
 import heapq
-import itertools
+import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import _config
 from ._clock import is_system
+from ._config import DEADLINE
 from ._deadline import Deadline
-from ._engine import Call, Claim
+from ._engine import Call
 from ._job import (
     FAKE_CLOCK_POLL,
     JobOptions,
@@ -38,19 +50,37 @@ from ._run import CANCELLED_REASON, NO_THREAD_REASON
 if TYPE_CHECKING:
     from ._executor import ScanExecutor
 
+#: Scanners whose limits end within this many seconds of each other share one deadline,
+#: the first's: started that close together, they started together. (On the system clock;
+#: on a test's fake clock only equal limits are shared.)
+DEADLINE_GRAIN = 0.001
 
-class _Slot:
-    """A started scanner: an async one's task, or a sync one's call on a thread."""
 
-    __slots__ = ("call", "claim", "job", "semaphore", "settled", "task")
+class _Lane:
+    """Scanners waiting to start, and how many of them may run at once."""
 
-    def __init__(self, job: ScanJob, semaphore: asyncio.Semaphore | None) -> None:
-        self.job = job
-        self.semaphore = semaphore
-        self.claim = Claim()  # async scanners: the task returning, or the timer
-        self.call: Call[Returned] | None = None  # sync scanners: the thread's call
-        self.task: asyncio.Task[None] | None = None
-        self.settled = False
+    __slots__ = ("bound", "queue", "running")
+
+    def __init__(self, scanners: Sequence[PlannedScanner], bound: int) -> None:
+        self.queue: deque[PlannedScanner] = deque(scanners)
+        self.bound = bound
+        self.running = 0
+
+
+class _Job(ScanJob):
+    """A started scanner: an async one with its task, or a sync one with its thread's call."""
+
+    __slots__ = ("call", "lane", "settled", "task")
+
+    # Made by ScanJob's constructor; the run sets these four at once (see AsyncRun._start).
+    call: Call[Returned] | None  # a sync scanner's call on its thread
+    lane: _Lane
+    settled: bool  # its outcome was taken (on the loop's thread: no lock needed)
+    task: asyncio.Task[None] | None  # an async scanner's task
+
+
+#: Scanners sharing one deadline: (its instant, order of making, the deadline, the scanners).
+_Bucket = tuple[float, int, Deadline, list[_Job]]
 
 
 class AsyncRun:
@@ -78,10 +108,13 @@ class AsyncRun:
         self.abandoned = 0
         self._clock = options.clock
         self._context = contextvars.copy_context()
-        self._queues: list[deque[PlannedScanner]] = []
-        self._running: dict[int, _Slot] = {}
-        self._heap: list[tuple[float, int, _Slot]] = []
-        self._order = itertools.count()
+        self._lanes: list[_Lane] = []
+        # Started scanners in buckets by deadline, the earliest first.
+        self._heap: list[_Bucket] = []
+        self._last: _Bucket | None = None  # the newest bucket
+        self._run_bucket: _Bucket | None = None  # scanners that end with the run's deadline
+        self._buckets = 0
+        self._grain = DEADLINE_GRAIN if is_system(self._clock) else 0.0
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = float("inf")
         self._done = 0
@@ -104,35 +137,19 @@ class AsyncRun:
                 )
         self._expected = len(self.plan)
         executor = self.executor
-        lanes: list[tuple[deque[PlannedScanner], asyncio.Semaphore | None]]
         if not executor.concurrent:
-            lanes = [(deque(runnable), asyncio.Semaphore(1))]
+            lanes = [_Lane(runnable, 1)]
         else:
-            tasks = deque(p for p in runnable if p.is_async)
-            threads = deque(p for p in runnable if not p.is_async)
             lanes = [
-                (
-                    tasks,
-                    None
-                    if len(tasks) <= executor.max_tasks
-                    else asyncio.Semaphore(executor.max_tasks),
-                ),
-                (
-                    threads,
-                    None
-                    if len(threads) <= executor.max_workers
-                    else asyncio.Semaphore(executor.max_workers),
-                ),
+                _Lane([p for p in runnable if p.is_async], executor.max_tasks),
+                _Lane([p for p in runnable if not p.is_async], executor.max_workers),
             ]
-        self._queues = [queue for queue, _ in lanes if queue]
-        dispatchers = [
-            self._context.run(loop.create_task, self._dispatch(queue, semaphore))
-            for queue, semaphore in lanes
-            if queue
-        ]
+        self._lanes = [lane for lane in lanes if lane.queue]
         if self.deadline is not None:
             self._schedule(self.deadline.at)
         try:
+            for lane in self._lanes:
+                self._start(lane)
             if self._done < self._expected:
                 await self._finished
         except asyncio.CancelledError:
@@ -140,68 +157,87 @@ class AsyncRun:
             raise
         finally:
             self._stopped = True
-            for dispatcher in dispatchers:
-                dispatcher.cancel()
             if self._timer is not None:
                 self._timer.cancel()
         return [result for result in self.results if result is not None]
 
     # -- starting -----------------------------------------------------------------------------
 
-    async def _dispatch(
-        self, queue: deque[PlannedScanner], semaphore: asyncio.Semaphore | None
-    ) -> None:
-        """Start the scanners of *queue* in order, as *semaphore* lets them."""
-        while queue and not self._stopped:
-            if semaphore is not None:
-                await semaphore.acquire()
-                if self._stopped or not queue:
-                    semaphore.release()
-                    return
+    def _start(self, lane: _Lane) -> None:
+        """Start the next scanners of *lane*, in order, as far as its bound lets them."""
+        queue = lane.queue
+        now = time.monotonic if is_system(self._clock) else self._clock.monotonic
+        state, options, grain = self.state, self.options, self._grain
+        run_in_context = self._context.run
+        assert self._loop is not None  # noqa: S101 - set by execute
+        create_task = self._loop.create_task
+        while queue and lane.running < lane.bound and not self._stopped:
             planned = queue.popleft()
+            lane.running += 1
+            began = now()
+            at = began + planned.timeout
+            bucket = self._last
+            if bucket is None or not bucket[0] <= at <= bucket[0] + grain:
+                bucket = self._bucket(at)
+            job = _Job(planned, state, options, began, bucket[2])
+            job.lane = lane
+            job.settled = False
+            job.call = job.task = None
+            bucket[3].append(job)
             if planned.is_async:
-                self._start_task(planned, semaphore)
+                # In a copy of the run's context: not in that of the scanner that ended.
+                job.task = run_in_context(create_task, self._drive(job))
             else:
-                self._start_thread(planned, semaphore)
+                self._start_thread(job)
 
-    def _job(self, planned: PlannedScanner, semaphore: asyncio.Semaphore | None) -> _Slot:
-        started = self._clock.monotonic()
-        deadline = Deadline(started + planned.timeout, self._clock).earliest(self.deadline)
-        slot = _Slot(ScanJob(planned, self.state, self.options, started, deadline), semaphore)
-        self._running[planned.index] = slot
-        heapq.heappush(self._heap, (deadline.at, next(self._order), slot))
+    def _bucket(self, at: float) -> _Bucket:
+        """The bucket of a scanner whose limit ends at *at*, if not the newest one.
+
+        A scanner started within a grain of the newest bucket's first shares its deadline
+        (`_start` checks that first).
+        """
+        deadline = Deadline(at, self._clock).earliest(self.deadline)
+        if deadline is self.deadline:  # the run's deadline comes first
+            if self._run_bucket is None:
+                self._run_bucket = self._push(deadline)
+            return self._run_bucket
+        bucket = self._last = self._push(deadline)
         if deadline.at < self._timer_at:
             self._schedule(deadline.at)
-        return slot
+        return bucket
 
-    def _start_task(self, planned: PlannedScanner, semaphore: asyncio.Semaphore | None) -> None:
-        slot = self._job(planned, semaphore)
-        assert self._loop is not None  # noqa: S101 - set by execute
-        slot.task = self._context.run(self._loop.create_task, self._drive(slot))
+    def _push(self, deadline: Deadline) -> _Bucket:
+        self._buckets += 1
+        bucket: _Bucket = (deadline.at, self._buckets, deadline, [])
+        heapq.heappush(self._heap, bucket)
+        return bucket
 
-    async def _drive(self, slot: _Slot) -> None:
+    async def _drive(self, job: _Job) -> None:
         """Run one async scanner in this task, and settle it unless the timer did."""
-        job = slot.job
-        returned: Returned | None = None
+        DEADLINE.set(job.deadline)
         error: BaseException | None = None
+        raw: Any = None
         try:
-            returned = await job.ainvoke()
+            scan = job.enter()
+            raw = await scan(job.view)
         except asyncio.CancelledError:
-            if slot.claim.taken:
+            job.returned_at = job.options.clock.monotonic()
+            if job.settled:
                 return  # cancelled by the timer, which reported it as a timeout
             raise  # cancelled from outside: the run is being cancelled
         except BaseException as exc:
             error = exc
-        if not slot.claim.take():
+        job.returned_at = job.options.clock.monotonic()
+        if job.settled:
+            job.raw_count = len(raw) if isinstance(raw, list) else 0
             job.late(error)  # it ignored its cancellation and finished after all
             return
-        self._settle(slot, job.finish(returned, error))
+        self._settle(job, job.finish_with(raw, error))
 
-    def _start_thread(self, planned: PlannedScanner, semaphore: asyncio.Semaphore | None) -> None:
-        slot = self._job(planned, semaphore)
-        job = slot.job
+    def _start_thread(self, job: _Job) -> None:
+        planned = job.planned
         call: Call[Returned] = Call(planned.name)
-        slot.call = call
+        job.call = call
         context = self._context.copy()
         loop = self._loop
         assert loop is not None  # noqa: S101 - set by execute
@@ -215,27 +251,33 @@ class AsyncRun:
             result = context.run(job.finish, call.result, error)
             # RuntimeError: the loop is gone (the run was cancelled meanwhile).
             with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(self._settle, slot, result)
+                loop.call_soon_threadsafe(self._settle, job, result)
 
         try:
             (self.executor.pool or _config.default_pool()).submit(work)
         except Exception as exc:  # ThreadLimitError: the process has no thread to give
-            slot.settled = True
             result = planned.unstarted(ScanStatus.ERROR, NO_THREAD_REASON, error=exc)
             report_finished(result, self.options)
-            self._settle(slot, result)
+            self._settle(job, result)
 
     # -- settling -----------------------------------------------------------------------------
 
-    def _settle(self, slot: _Slot, result: ScanResult) -> None:
-        index = slot.job.planned.index
+    def _settle(self, job: _Job, result: ScanResult) -> None:
+        index = job.planned.index
         if self.results[index] is not None:
             return
-        slot.settled = True
-        self._running.pop(index, None)
-        if slot.semaphore is not None:
-            slot.semaphore.release()
-        self._record(index, result)
+        job.settled = True
+        job.task = None  # a finished task (its coroutine, its context) need not live on
+        lane = job.lane
+        lane.running -= 1
+        self.results[index] = result  # _record, without its call: once per scanner
+        self._done += 1
+        if self._done >= self._expected:
+            finished = self._finished
+            if finished is not None and not finished.done():
+                finished.set_result(None)
+        elif lane.queue and not self._stopped:
+            self._start(lane)
 
     def _settle_unstarted(self, planned: PlannedScanner, result: ScanResult) -> None:
         report_finished(result, self.options)
@@ -269,51 +311,56 @@ class AsyncRun:
             self._stop(self.deadline_limit, self.deadline_why)
             return
         heap = self._heap
-        while heap and (heap[0][2].settled or heap[0][0] <= now):
-            _, _, slot = heapq.heappop(heap)
-            if not slot.settled:
-                self._time_out(slot)
+        while heap and heap[0][0] <= now:
+            bucket = heapq.heappop(heap)
+            if bucket is self._last:
+                self._last = None
+            for job in bucket[3]:
+                if not job.settled:
+                    self._time_out(job)
         wake = heap[0][0] if heap else float("inf")
         if self.deadline is not None:
             wake = min(wake, self.deadline.at)
         if wake != float("inf"):
             self._schedule(wake)
 
-    def _time_out(self, slot: _Slot, limit: float | None = None, why: str | None = None) -> None:
-        job = slot.job
+    def _time_out(self, job: _Job, limit: float | None = None, why: str | None = None) -> None:
         extra: dict[str, Any] = {} if why is None else {"limit": limit, "why": why}
-        if slot.call is not None:  # a thread: abandoned, as in a run on threads
-            if not slot.call.abandon():
+        if job.call is not None:  # a thread: abandoned, as in a run on threads
+            if not job.call.abandon():
                 return  # it returned just now: its result is on its way
             self.abandoned += 1
-            self._settle(slot, job.timed_out(running=True, **extra))
+            self._settle(job, job.timed_out(running=True, **extra))
             return
-        if not slot.claim.take():
-            return
-        self._settle(slot, job.timed_out(running=False, **extra))
-        assert slot.task is not None  # noqa: S101 - set when it started
-        slot.task.cancel()
+        task = job.task
+        assert task is not None  # noqa: S101 - an async scanner's task, made as it started
+        self._settle(job, job.timed_out(running=False, **extra))
+        task.cancel()
+
+    def _running(self) -> list[_Job]:
+        return [job for bucket in self._heap for job in bucket[3] if not job.settled]
 
     def _stop(self, limit: float, why: str) -> None:
         """The run's deadline: cancel what has not started, time out what runs."""
         self._stopped = True
-        for queue in self._queues:
-            while queue:
-                planned = queue.popleft()
+        for lane in self._lanes:
+            while lane.queue:
+                planned = lane.queue.popleft()
                 self._settle_unstarted(
                     planned, planned.unstarted(ScanStatus.CANCELLED, CANCELLED_REASON)
                 )
-        for slot in list(self._running.values()):
-            self._time_out(slot, limit, why)
+        for job in self._running():
+            self._time_out(job, limit, why)
 
     def _abort(self) -> None:
         """The awaiting task was cancelled: stop everything this run started."""
         self._stopped = True
-        for slot in list(self._running.values()):
-            if slot.call is not None:
-                slot.call.abandon()
-            elif slot.claim.take() and slot.task is not None:
-                slot.task.cancel()
+        for job in self._running():
+            if job.call is not None:
+                job.call.abandon()
+            elif job.task is not None:
+                job.settled = True
+                job.task.cancel()
 
 
 def run_in_loop(

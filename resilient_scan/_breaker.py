@@ -25,7 +25,13 @@ from typing import Any, ClassVar, Final, ParamSpec, Protocol, TypeVar, cast
 from . import _config, _settings
 from ._calls import counted, is_async
 from ._clock import SYSTEM_CLOCK, Clock
-from ._errors import CircuitOpenError, ConfigError, RateLimitExceeded, ThreadLimitError
+from ._errors import (
+    CircuitOpenError,
+    ConfigError,
+    RateLimitExceeded,
+    ScanTimeout,
+    ThreadLimitError,
+)
 from ._events import BreakerRejected, BreakerStateChanged
 from ._instrument import emit, wanted
 from ._policy import Policy
@@ -546,7 +552,11 @@ class CircuitBreaker(BreakerPolicy):
                 return
             self._report(store.record_success(admission, now=self.clock.time()))
             return
-        if not isinstance(exc, Exception) or isinstance(exc, NOT_A_VERDICT):
+        if (
+            not isinstance(exc, Exception)
+            or isinstance(exc, NOT_A_VERDICT)
+            or (isinstance(exc, ScanTimeout) and not exc.started)  # the service was never asked
+        ):
             self._settle(exc, lambda: store.release(admission))
             return
         failed = True

@@ -17,6 +17,8 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Awaitable, Callable
+from inspect import CO_COROUTINE
+from types import FunctionType
 from typing import Any, Final, TypeVar, cast
 
 from . import _config
@@ -34,8 +36,15 @@ PER_CALL_EVENTS: Final = (CallFinished, AttemptStarted, AttemptFinished)
 
 
 def is_async(func: object) -> bool:
-    """Whether calling *func* returns a coroutine to await (decided once, at decoration)."""
-    # An object whose __call__ is a coroutine function counts too.
+    """Whether calling *func* returns a coroutine to await (decided once, at decoration).
+
+    An ``async def`` function or method, or an object whose ``__call__`` is one.
+    """
+    if type(func) is FunctionType:  # the usual case, read from its code (once per scanner)
+        if func.__code__.co_flags & CO_COROUTINE:
+            return True
+        if getattr(func, "_is_coroutine_marker", None) is None:  # inspect's mark (3.12+)
+            return False
     return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
         getattr(func, "__call__", None)  # noqa: B004 - reading the method, not testing callability
     )

@@ -86,7 +86,8 @@ def resilient(
     Outermost first: cache, retry, breaker, rate limit, timeout, then the function. So a
     cache hit answers even while the breaker is open, the breaker sees every retry attempt,
     a call the breaker rejects spends no rate-limit permit, and a timed-out attempt counts
-    as a breaker failure. Synchronous and coroutine functions alike.
+    as a breaker failure (one whose budget was spent before it started does not).
+    Synchronous and coroutine functions alike.
 
     Each argument takes a number (*timeout* seconds, *cache* TTL, *rate_limit* calls per
     second), a dict of that policy's keyword arguments, a policy object, ``True`` for the

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 #: One part of a key path: a table key, or an index into a list.
 KeyPart = str | int
@@ -33,18 +34,37 @@ class ScanTimeout(ResilientScanError, TimeoutError):  # noqa: N818 - public cont
         limit: The limit in seconds that was exceeded.
         elapsed: Seconds from the start of the call until the timeout fired.
         function: Qualified name of the call that timed out.
+        started: False when the call never started: the budget of an enclosing deadline
+            (a retry's, the executor's) was spent before it. A circuit breaker does not count
+            such a timeout against the service, which was never asked.
     """
 
-    def __init__(self, function: str, limit: float, elapsed: float) -> None:
+    def __init__(
+        self, function: str, limit: float, elapsed: float, *, started: bool = True
+    ) -> None:
         """Create the error for *function* that passed *limit* after *elapsed* seconds."""
-        super().__init__(f"{function} timed out after {limit:.3g}s")
+        if started:
+            super().__init__(f"{function} timed out after {limit:.3g}s")
+        else:
+            super().__init__(f"{function} not started: its time budget was already spent")
         self.function = function
         self.limit = limit
         self.elapsed = elapsed
+        self.started = started
 
-    def __reduce__(self) -> tuple[type[ScanTimeout], tuple[str, float, float]]:
+    def __reduce__(self) -> tuple[Any, ...]:
         """Pickle with the constructor's arguments, not the formatted message."""
-        return (type(self), (self.function, self.limit, self.elapsed))
+        return (_scan_timeout, (type(self), self.function, self.limit, self.elapsed, self.started))
+
+
+def _scan_timeout(
+    kind: type[ScanTimeout],
+    function: str,
+    limit: float,
+    elapsed: float,
+    started: bool,  # noqa: FBT001 - pickle calls it with positional arguments
+) -> ScanTimeout:
+    return kind(function, limit, elapsed, started=started)
 
 
 class CircuitOpenError(ResilientScanError):

@@ -14,11 +14,12 @@ import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import MappingProxyType
+from types import FunctionType, MappingProxyType
 from typing import Any
 
 from . import _config, _settings
 from ._backend import Backend
+from ._calls import is_async
 from ._clock import SYSTEM_CLOCK, Clock
 from ._config import DEADLINE
 from ._deadline import Deadline
@@ -35,7 +36,6 @@ from ._scanner import (
     ScannerLike,
     ScannerRegistry,
     find_method,
-    is_async,
     scanner_info,
 )
 from ._settings import Seconds
@@ -45,6 +45,8 @@ from .discovery import TOOL_LOGS, merge_candidates, normalize_candidate, read_co
 #: Keys of a ``pipelines.NAME`` table.
 PIPELINE_KEYS = ("enabled",)
 _NO_SETTINGS: Mapping[str, Any] = MappingProxyType({})
+#: The settings of a planned function without a table (plain, as a plan pickles; read-only).
+_NO_TABLE: dict[str, Any] = {}
 
 
 @dataclass(frozen=True, init=False)
@@ -211,9 +213,15 @@ class ScanExecutor:
             raise ConfigError(("scanners", name), "two scanners in this run share it")
         seen.add(name)
         table = self.scanners.get(name)
-        settings: dict[str, Any] = dict(table) if table else {}  # plain: a plan pickles
-        skip = self._skip_reason(name, pipeline, enabled=enabled, settings=settings)
-        timeout = settings.get("timeout_seconds", self.timeout_seconds)
+        settings: dict[str, Any]
+        if table or not enabled or pipeline is not None:
+            settings = dict(table) if table else {}  # plain: a plan pickles
+            skip = self._skip_reason(name, pipeline, enabled=enabled, settings=settings)
+            timeout = settings.get("timeout_seconds", self.timeout_seconds)
+        else:  # no table, no pipeline, enabled: what most scanners of a big run are
+            # A function's settings are never handed to anyone: one shared empty table.
+            settings = _NO_TABLE if function else {}
+            skip, timeout = None, self.timeout_seconds
         if function:
             return PlannedScanner(
                 index, name, pipeline, item, None, None, settings, timeout, skip, is_async(item)
@@ -239,14 +247,21 @@ class ScanExecutor:
     def _identify(self, item: object) -> tuple[str, str | None, bool, bool]:
         """(name, pipeline, enabled, called as a function) of a scanner; `ConfigError` if none."""
         marked = getattr(item, "scanner_info", None)
+        if type(marked) is ScannerInfo:
+            return marked.name, marked.pipeline, marked.enabled, True
+        if marked is None and type(item) is FunctionType and self.scan_method == ("scan",):
+            # A plain function without a scan() attribute (checked here at C speed).
+            name = item.__name__
+            if not hasattr(item, "scan") and name.strip():
+                return name, None, True, True
         if isinstance(marked, ScannerInfo):
             return marked.name, marked.pipeline, marked.enabled, True
         if isinstance(item, type) or find_method(item, self.scan_method) is not None:
             info = scanner_info(item, self.scan_method)
             return info.name, info.pipeline, info.enabled, False
-        name = getattr(item, "__name__", None)
-        if callable(item) and isinstance(name, str) and name.strip():
-            return name, None, True, True  # a plain function: the common case, kept cheap
+        called = getattr(item, "__name__", None)
+        if callable(item) and isinstance(called, str) and called.strip():
+            return called, None, True, True  # a named callable: called as a function
         info = scanner_info(item)  # names an unnamed callable, or says what a scanner is
         return info.name, info.pipeline, info.enabled, True
 

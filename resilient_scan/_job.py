@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from . import _config
-from ._clock import Clock, is_system
+from ._clock import Clock, SystemClock, is_system
 from ._config import CURRENT_SCAN, DEADLINE
 from ._deadline import Deadline
 from ._engine import Call, DaemonPool
@@ -235,19 +235,24 @@ class Returned:
         self.value = value
 
 
-class ScanJob:
-    """One scanner being run: made when it starts, finished by whoever takes its outcome."""
+class ScanJob(LazyRecorder):
+    """One scanner being run: made when it starts, finished by whoever takes its outcome.
+
+    A job is also its scanner's recorder (set up lazily, on the first policy event): the
+    executor makes one object per scanner, not two. As a recorder, ``started`` is on
+    `time.monotonic` (the timeline's origin); the job's own start is ``began``, on the run's
+    clock.
+    """
 
     __slots__ = (
+        "began",
         "collected",
         "deadline",
         "logs",
         "options",
         "planned",
         "raw_count",
-        "recorder",
         "returned_at",
-        "started",
         "state",
         "view",
     )
@@ -257,15 +262,20 @@ class ScanJob:
         planned: PlannedScanner,
         state: Mapping[str, Any],
         options: JobOptions,
-        started: float,
+        began: float,
         deadline: Deadline,
     ) -> None:
+        # The recorder's part, without a call to its constructor: once per scanner.
+        self.scanner = planned.name
+        self.pipeline = planned.pipeline
+        self.run_id = options.run_id
+        self.started = began if type(options.clock) is SystemClock else time.monotonic()
+        self._ready = False
         self.planned = planned
         self.state = state
         self.options = options
-        self.started = started
+        self.began = began
         self.deadline = deadline
-        self.recorder = LazyRecorder(planned.name, planned.pipeline, run_id=options.run_id)
         self.view: DictView | None = None
         self.collected: Any = None
         self.logs: list[Any] | None = None  # its tool logs, once gathered
@@ -274,11 +284,14 @@ class ScanJob:
 
     # -- 1. the timed part, in the scanner's own context -------------------------------------
 
-    def _enter(self) -> Callable[..., Any]:
-        """Set up the scanner's context and return what to call with its state view."""
+    def enter(self) -> Callable[..., Any]:
+        """Set up the scanner's context and return what to call with its state view.
+
+        Called in the scanner's own context, where it runs (a worker thread, a task).
+        """
         planned = self.planned
         options = self.options
-        CURRENT_SCAN.set(self.recorder)
+        CURRENT_SCAN.set(self)
         if _BOUND:  # structlog's variables for the scanner, known: set them directly
             _BOUND[0].set(planned.name)
             _BOUND[1].set(planned.pipeline)
@@ -312,21 +325,10 @@ class ScanJob:
     def invoke(self) -> Returned:
         """Run the scanner (synchronously, on this thread); raise what it raised."""
         try:
-            scan = self._enter()
+            scan = self.enter()
             raw = scan(self.view)
             if type(raw) is not list and inspect.isawaitable(raw):  # a sync callable's coroutine
                 raw = _await_here(raw)
-        finally:
-            self.returned_at = self.options.clock.monotonic()
-        self.raw_count = len(raw) if isinstance(raw, list) else 0
-        return Returned(raw)
-
-    async def ainvoke(self) -> Returned:
-        """Run the async scanner in this task; raise what it raised."""
-        DEADLINE.set(self.deadline)
-        try:
-            scan = self._enter()
-            raw = await scan(self.view)
         finally:
             self.returned_at = self.options.clock.monotonic()
         self.raw_count = len(raw) if isinstance(raw, list) else 0
@@ -336,12 +338,19 @@ class ScanJob:
 
     def finish(self, returned: Returned | None, error: BaseException | None) -> ScanResult:
         """Turn the scanner's outcome into its result and report it. Never raises."""
+        return self.finish_with(returned.value if returned is not None else None, error)
+
+    def finish_with(self, raw: Any, error: BaseException | None) -> ScanResult:
+        """`finish`, given what the scanner returned (*raw*) or raised (*error*)."""
         try:
-            return self._finish(returned, error)
+            return self._finish(raw, error)
         except BaseException as broken:  # a bug here must not lose the scanner's slot
             return self._crashed(broken)
         finally:
-            self._release(done=True)
+            view = self.view
+            if view is not None:  # _release(done=True), without its call
+                view._seen.clear()  # noqa: SLF001 - see _release
+                self.view = self.collected = None
 
     def detach(self) -> None:
         """Gather the tool logs of a scanner that returned, and let its state view go.
@@ -361,7 +370,7 @@ class ScanJob:
             release_views(self.view)
         self.view = self.collected = None
 
-    def _finish(self, returned: Returned | None, error: BaseException | None) -> ScanResult:
+    def _finish(self, raw: Any, error: BaseException | None) -> ScanResult:
         # The scan is over: the events below are the run's, not the scanner's statistics
         # (without this, every one of them would set up and feed its recorder).
         CURRENT_SCAN.set(None)
@@ -373,11 +382,19 @@ class ScanJob:
             # It ran past its limit, and only returned because the timer could not act in
             # time (C code holding the GIL delays it): a timeout all the same.
             self.late(error)
-            return self.timed_out(running=False, duration=returned_at - self.started)
-        duration = returned_at - self.started
-        tool_logs = self.logs if self.logs is not None else self._tool_logs(running=False)
-        recorder = self.recorder
-        calls = recorder.snapshot() if recorder._ready else NO_CALLS  # noqa: SLF001 - ours
+            return self.timed_out(running=False, duration=returned_at - self.began)
+        duration = returned_at - self.began
+        tool_logs = self.logs
+        if tool_logs is None:
+            collector = self.options.tool_logs
+            if collector is None or self.view is None:
+                tool_logs = []
+            else:
+                try:  # _tool_logs(running=False), without its call
+                    tool_logs = collector.collect(self.view, self.collected, running=False)
+                except Exception:  # a broken collector costs the entries, never the result
+                    tool_logs = []
+        calls = self.snapshot() if self._ready else NO_CALLS
         if error is not None:
             return self._report(
                 ScanResult(
@@ -391,14 +408,13 @@ class ScanJob:
                     traceback=safe_traceback(error),
                     tool_logs=tool_logs,
                     calls=calls,
-                    timeline=self.recorder.timeline(),
-                    started_at=self.started - self.options.run_started,
+                    timeline=self.timeline(),
+                    started_at=self.began - self.options.run_started,
                     timeout_seconds=error.limit
                     if isinstance(error, ScanTimeout)
                     else planned.timeout,
                 )
             )
-        raw = returned.value if returned is not None else None
         if not isinstance(raw, list):
             text = f"TypeError: scanner returned {type(raw).__name__}, expected a list"
             return self._report(
@@ -411,34 +427,38 @@ class ScanJob:
                     error_type="TypeError",
                     tool_logs=tool_logs,
                     calls=calls,
-                    timeline=self.recorder.timeline(),
-                    started_at=self.started - self.options.run_started,
+                    timeline=self.timeline(),
+                    started_at=self.began - self.options.run_started,
                     timeout_seconds=planned.timeout,
                 )
             )
-        candidates = _normalized(raw, planned.name, self.options.normalize)
+        options = self.options
+        candidates = _normalized(raw, planned.name, options.normalize) if raw else []
         # The result of most scanners: positional, as ScanResult lists its fields.
-        return self._report(
-            ScanResult(
-                planned.name,
-                ScanStatus.OK,
-                candidates,
-                None,
-                duration,
-                planned.pipeline,
-                len(raw) - len(candidates),
-                False,  # noqa: FBT003 - abandoned
-                None,
-                None,
-                None,
-                None,
-                tool_logs,
-                calls,
-                self.recorder.timeline() if calls is not NO_CALLS else (),
-                self.started - self.options.run_started,
-                planned.timeout,
-            )
+        result = ScanResult(
+            planned.name,
+            ScanStatus.OK,
+            candidates,
+            None,
+            duration,
+            planned.pipeline,
+            len(raw) - len(candidates),
+            False,  # noqa: FBT003 - abandoned
+            None,
+            None,
+            None,
+            None,
+            tool_logs,
+            calls,
+            self.timeline() if calls is not NO_CALLS else (),
+            self.began - options.run_started,
+            planned.timeout,
         )
+        if calls is not NO_CALLS:
+            return self._report(result)
+        if options.reporting.finished_ok:  # nothing happened inside: not degraded
+            report_finished(result, options)
+        return result
 
     def timed_out(
         self,
@@ -456,7 +476,7 @@ class ScanJob:
             planned = self.planned
             limit = planned.timeout if limit is None else limit
             if duration is None:
-                duration = self.options.clock.monotonic() - self.started
+                duration = self.options.clock.monotonic() - self.began
             return self._report(
                 ScanResult(
                     name=planned.name,
@@ -468,10 +488,10 @@ class ScanJob:
                     tool_logs=self.logs
                     if self.logs is not None
                     else self._tool_logs(running=running),
-                    calls=self.recorder.snapshot(),
-                    timeline=self.recorder.timeline(),
+                    calls=self.snapshot(),
+                    timeline=self.timeline(),
                     abandoned=running,
-                    started_at=self.started - self.options.run_started,
+                    started_at=self.began - self.options.run_started,
                     timeout_seconds=limit,
                 ),
                 timeout=limit,
@@ -484,7 +504,7 @@ class ScanJob:
     def late(self, error: BaseException | None) -> None:
         """Report that a scanner already given up on returned after all: its result is dropped."""
         if self.options.reporting.late:
-            ran_for = (self.returned_at or self.options.clock.monotonic()) - self.started
+            ran_for = (self.returned_at or self.options.clock.monotonic()) - self.began
             _emit(
                 LateResultDropped(
                     self.planned.name,
@@ -514,7 +534,7 @@ class ScanJob:
             pipeline=planned.pipeline,
             error_type=error_type(broken),
             exception=broken,
-            started_at=self.started - self.options.run_started,
+            started_at=self.began - self.options.run_started,
         )
 
     def _report(self, result: ScanResult, *, timeout: float | None = None) -> ScanResult:

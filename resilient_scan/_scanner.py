@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias, TypeVar, overload, runtime_checkable
 
+from ._calls import is_async
 from ._errors import ConfigError
 from ._settings import close_matches
 from ._settings import show as _show_value
@@ -136,14 +137,6 @@ def scanner(
         return marked  # type: ignore[no-any-return]
 
     return mark(func) if func is not None else mark
-
-
-def is_async(func: object) -> bool:
-    """Whether calling *func* gives a coroutine (an ``async def`` function or method)."""
-    if inspect.iscoroutinefunction(func):
-        return True
-    call = getattr(func, "__call__", None)  # noqa: B004 - an object with an async __call__
-    return not inspect.isroutine(func) and inspect.iscoroutinefunction(call)
 
 
 def scanner_info(item: object, methods: Sequence[str] = ("scan",)) -> ScannerInfo:

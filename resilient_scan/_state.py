@@ -357,7 +357,11 @@ def state_view(state: Mapping[str, Any]) -> DictView:
         # A defaultdict would add the keys a scanner merely looks up: read a plain copy of
         # its first level instead (nested containers are still views, not copies).
         state = dict(state)
-    return DictView(state)
+    # What DictView(state) does, in C calls only: once per scanner.
+    view: DictView = _NEW_DICT(DictView)
+    _UPDATE_DICT(view, state)
+    view._seen = {}  # noqa: SLF001 - the view's own registry
+    return view
 
 
 def release_views(view: DictView) -> None:
@@ -426,3 +430,5 @@ ATOMS: Final = frozenset({str, int, float, bool, type(None), bytes, complex})
 _ATOMS = ATOMS
 
 _CONTAINERS = (dict, list, *_COPY_ON_READ)
+_NEW_DICT: Final = dict.__new__
+_UPDATE_DICT: Final = dict.update

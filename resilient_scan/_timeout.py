@@ -136,7 +136,7 @@ def _sync_timeout(
             abandoned = True
         # else the enclosing budget is spent: the call is not even started.
         elapsed = _fired(name, seconds, started, abandoned=abandoned, cancelled=False)
-        raise ScanTimeout(name, seconds, elapsed)
+        raise ScanTimeout(name, seconds, elapsed, started=seconds > 0)
 
     return call_with_timeout
 
@@ -159,7 +159,7 @@ def _async_timeout(func: Callable[P, Awaitable[R]], limit: float) -> Callable[P,
                     return await func(*args, **kwargs)
             finally:
                 DEADLINE.reset(token)
-        elapsed = _fired(name, seconds, started, abandoned=False, cancelled=True)
-        raise ScanTimeout(name, seconds, elapsed)
+        elapsed = _fired(name, seconds, started, abandoned=False, cancelled=seconds > 0)
+        raise ScanTimeout(name, seconds, elapsed, started=seconds > 0)
 
     return call_with_timeout

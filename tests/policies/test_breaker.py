@@ -527,3 +527,42 @@ def test_a_child_forked_during_a_half_open_trial_owns_no_trial_of_its_parent():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "parent=rejected child=ok closed"
+
+
+# -- a timeout that never started the call ----------------------------------------------------
+
+
+@pytest.mark.parametrize("composed", [False, True], ids=["stacked", "resilient"])
+def test_a_timeout_whose_budget_was_spent_before_the_call_is_no_failure(composed: bool):
+    clock = FakeClock()
+    service = Service()
+    if composed:
+        call = rs.resilient(timeout=5.0, breaker={"fail_max": 1, "reset_timeout": RESET})(service)
+        breaker = call.breaker
+    else:
+        call = rs.circuit_breaker(fail_max=1, reset_timeout=RESET)(rs.timeout(5.0)(service))
+        breaker = call.breaker
+
+    with rs.deadline_after(1.0, clock=clock):
+        clock.advance(2.0)  # an enclosing budget (a retry's, the executor's) is spent
+        with pytest.raises(rs.ScanTimeout) as info:
+            call()
+
+    assert info.value.started is False
+    assert "not started" in str(info.value)
+    assert service.calls == 0
+    assert breaker.state == "closed"  # fail_max=1: one counted failure would have opened it
+    assert call() == "ok"
+
+
+def test_a_timeout_that_ran_the_call_still_counts_as_a_failure(release: threading.Event):
+    def hangs() -> None:
+        release.wait(5.0)
+
+    call = rs.circuit_breaker(fail_max=1, reset_timeout=RESET)(rs.timeout(0.05)(hangs))
+
+    with pytest.raises(rs.ScanTimeout) as info:
+        call()
+
+    assert info.value.started is True
+    assert call.breaker.state == "open"
