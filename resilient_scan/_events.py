@@ -745,7 +745,12 @@ class ScanStarted(Event):
 
 @dataclass(frozen=True, init=False)
 class ScanFinished(Event):
-    """A run ended. ``counts`` renders as ``<status>_count`` fields (``ok_count``, ...)."""
+    """A run ended. ``counts`` renders as ``<status>_count`` fields (``ok_count``, ...).
+
+    ``interrupted`` names what ended it early (``"KeyboardInterrupt"``, a cancellation, a
+    bug), or is empty. When it is set the run returned no report, and the counts are of the
+    scanners it had settled.
+    """
 
     name: ClassVar[str] = "scan.finished"
     level: ClassVar[int] = INFO
@@ -757,6 +762,7 @@ class ScanFinished(Event):
     degraded: int
     counts: Mapping[str, int]
     run_id: str = ""
+    interrupted: str = ""
 
     def __init__(  # noqa: PLR0917
         self,
@@ -768,6 +774,7 @@ class ScanFinished(Event):
         degraded: int,
         counts: Mapping[str, int],
         run_id: str = "",
+        interrupted: str = "",
     ) -> None:
         """Store the fields (see the class); it stays frozen."""
         values = self.__dict__  # see the module's docstring
@@ -779,6 +786,7 @@ class ScanFinished(Event):
         values["degraded"] = degraded
         values["counts"] = counts
         values["run_id"] = run_id
+        values["interrupted"] = interrupted
 
     def fields(self) -> dict[str, Any]:
         """Flat fields: a bare ``error`` count would clash with messages in log indexes."""
@@ -792,6 +800,8 @@ class ScanFinished(Event):
         }
         rendered.update((f"{status}_count", count) for status, count in self.counts.items())
         rendered["run_id"] = self.run_id
+        if self.interrupted:
+            rendered["interrupted"] = self.interrupted
         return rendered
 
 
@@ -973,3 +983,21 @@ class ConfigUnmatched(Event):
         values = self.__dict__  # see the module's docstring
         values["key"] = key
         values["close_matches"] = close_matches
+
+
+@dataclass(frozen=True, init=False)
+class MergeFailed(Event):
+    """The executor's ``merge`` hook raised: the report keeps every finding, unmerged."""
+
+    name: ClassVar[str] = "scan.merge_failed"
+    level: ClassVar[int] = ERROR
+    error: str
+    error_type: str
+    run_id: str = ""
+
+    def __init__(self, error: str, error_type: str, run_id: str = "") -> None:
+        """Store the fields (see the class); it stays frozen."""
+        values = self.__dict__  # see the module's docstring
+        values["error"] = error
+        values["error_type"] = error_type
+        values["run_id"] = run_id

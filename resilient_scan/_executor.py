@@ -25,9 +25,9 @@ from ._config import DEADLINE
 from ._deadline import Deadline
 from ._engine import DaemonPool
 from ._errors import ConfigError, KeyPart
-from ._events import ConfigUnmatched, ScanFinished, ScanStarted
+from ._events import ConfigUnmatched, MergeFailed, ScanFinished, ScanStarted
 from ._job import JobOptions, LogCollector, PlannedScanner, Reporting, _emit, _wants
-from ._report import Merger, Normalizer, ScanReport, ScanResult
+from ._report import Merger, Normalizer, ScanReport, ScanResult, ScanStatus
 from ._scanner import (
     EXECUTOR_KEYS,
     Construction,
@@ -40,6 +40,7 @@ from ._scanner import (
 )
 from ._settings import Seconds
 from ._settings import show as _show_value
+from ._text import describe_error, error_type
 from .discovery import TOOL_LOGS, merge_candidates, normalize_candidate, read_config
 
 #: Keys of a ``pipelines.NAME`` table.
@@ -429,7 +430,11 @@ class ScanExecutor:
             deadline_limit=limit,
             deadline_why=why,
         )
-        results = run.execute()
+        try:
+            results = run.execute()
+        except BaseException as exc:  # KeyboardInterrupt, a bug: the run still ends
+            self._interrupted(run.results, options, run.abandoned, exc)
+            raise
         return self._report(results, options, wall, run.abandoned)
 
     def _execute_on(
@@ -441,9 +446,13 @@ class ScanExecutor:
     ) -> ScanReport:
         prepared = backend.prepare(self, plan, state)  # ConfigError: nothing ran, nothing said
         options, deadline, limit, why, wall = self._begin(plan, run_id, prepared.workers)
-        results, abandoned = prepared.execute(
-            options, deadline=deadline, deadline_limit=limit, deadline_why=why
-        )
+        try:
+            results, abandoned = prepared.execute(
+                options, deadline=deadline, deadline_limit=limit, deadline_why=why
+            )
+        except BaseException as exc:  # the backend failed, or the caller was interrupted
+            self._interrupted([], options, 0, exc)
+            raise
         return self._report(results, options, wall, abandoned, prepared.workers)
 
     async def _aexecute(
@@ -457,7 +466,11 @@ class ScanExecutor:
         run = runner(
             self, plan, state, options, deadline=deadline, deadline_limit=limit, deadline_why=why
         )
-        results = await run.execute()
+        try:
+            results = await run.execute()
+        except BaseException as exc:  # cancelled, interrupted: the run still ends
+            self._interrupted(run.results, options, run.abandoned, exc)
+            raise
         return self._report(results, options, wall, run.abandoned)
 
     def _report(
@@ -470,9 +483,20 @@ class ScanExecutor:
     ) -> ScanReport:
         if workers is None:
             workers = self.max_workers if self.concurrent else 1
+        merge_error = None
+        try:
+            candidates = self.merge(results)
+        except Exception as exc:  # the hook's bug costs the merge, never a finding
+            candidates = [found for result in results for found in result.candidates]
+            merge_error = describe_error(exc)
+            if _wants(MergeFailed):
+                _emit(MergeFailed(merge_error, error_type(exc), options.run_id))
+        except BaseException as exc:  # interrupted while merging: the run still ends
+            self._interrupted(results, options, abandoned, exc)
+            raise
         report = ScanReport(
             results=results,
-            candidates=self.merge(results),
+            candidates=candidates,
             tool_logs=[entry for result in results for entry in result.tool_logs],
             duration=self.clock.monotonic() - options.run_started,
             mode="concurrent" if self.concurrent else "sequential",
@@ -480,6 +504,7 @@ class ScanExecutor:
             abandoned=abandoned,
             started_at=wall,
             run_id=options.run_id,
+            merge_error=merge_error,
         )
         if _wants(ScanFinished):
             _emit(
@@ -495,6 +520,41 @@ class ScanExecutor:
                 )
             )
         return report
+
+    def _interrupted(
+        self,
+        results: Sequence[ScanResult | None],
+        options: JobOptions,
+        abandoned: int,
+        exc: BaseException,
+    ) -> None:
+        """Report the end of a run that raised *exc* instead of returning its report.
+
+        So whatever a run's start set up (a tracing hook's run span) ends with it.
+        """
+        if not _wants(ScanFinished):
+            return
+        settled = [result for result in results if result is not None]
+        counts = dict.fromkeys((status.value for status in ScanStatus), 0)
+        for result in settled:
+            counts[result.status.value] += 1
+        try:
+            why = describe_error(exc)
+        except BaseException:  # describing must not replace what the caller gets
+            why = type(exc).__name__
+        _emit(
+            ScanFinished(
+                round(self.clock.monotonic() - options.run_started, 3),
+                0.0,
+                sum(len(result.candidates) for result in settled),
+                sum(result.dropped for result in settled),
+                abandoned,
+                sum(1 for result in settled if result.degraded),
+                counts,
+                options.run_id,
+                interrupted=why,
+            )
+        )
 
 
 def _state(state: object) -> Mapping[str, Any]:

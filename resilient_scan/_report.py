@@ -202,6 +202,9 @@ class ScanReport:
         abandoned: Scanners of this run still running when the run returned.
         started_at: When the run started (wall-clock seconds since the epoch).
         run_id: An identifier of the run, also on its events.
+        merge_error: Why the executor's ``merge`` hook failed (``"Type: message"``), or
+            None. Then *candidates* holds every scanner's findings, unmerged, in scanner
+            order: the hook's bug costs the merge, never a finding.
     """
 
     results: list[ScanResult]
@@ -213,6 +216,7 @@ class ScanReport:
     abandoned: int = 0
     started_at: float = 0.0
     run_id: str = ""
+    merge_error: str | None = None
 
     @property
     def counts(self) -> dict[str, int]:
@@ -265,6 +269,7 @@ class ScanReport:
             "degraded": [result.name for result in self.degraded],
             "results": [result.to_dict() for result in self.results],
             "candidates": self.candidates,
+            "merge_error": self.merge_error,
             "tool_logs": self.tool_logs,
         }
 

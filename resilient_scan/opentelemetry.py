@@ -313,6 +313,8 @@ class OpenTelemetryHook:
                 **{f"resilient_scan.{status}_count": n for status, n in event.counts.items()},
             }
         )
+        if event.interrupted:  # the run raised instead of returning its report
+            span.set_status(Status(StatusCode.ERROR, event.interrupted))
         span.end()
         self._undo(current)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import logging
@@ -17,6 +18,7 @@ import resilient_scan as rs
 from resilient_scan.instrumentation import (
     Event,
     LateResultDropped,
+    MergeFailed,
     ScanFinished,
     ScannerDegraded,
     ScannerFinished,
@@ -273,3 +275,70 @@ def test_a_timeout_reports_the_limit_that_fired(release: threading.Event, events
 
     (finished,) = events.of(ScannerFinished)
     assert (finished.status, finished.timeout_seconds) == ("timeout", 0.02)
+
+
+# -- a run that ends another way -------------------------------------------------------------
+
+
+def test_a_merge_hook_that_raises_costs_the_merge_and_no_finding(events: CapturedEvents):
+    def broken_merge(results: Any) -> list[dict[str, Any]]:
+        raise ValueError("merge bug")
+
+    report = rs.ScanExecutor(merge=broken_merge).run(
+        [returning("a", {"ticker": "AAA"}), returning("b", {"ticker": "BBB"}, {"ticker": "AAA"})]
+    )
+
+    assert [c["ticker"] for c in report.candidates] == ["AAA", "BBB", "AAA"]
+    assert report.merge_error == "ValueError: merge bug"
+    assert report.to_dict()["merge_error"] == "ValueError: merge bug"
+    assert [r.status for r in report.results] == ["ok", "ok"]
+    (failed,) = events.of(MergeFailed)
+    assert (failed.error_type, failed.run_id) == ("ValueError", report.run_id)
+    (scan,) = events.of(ScanFinished)
+    assert scan.candidates == 3
+    assert scan.interrupted == ""
+
+
+class Stop(BaseException):
+    """Like KeyboardInterrupt, raised where the run cannot turn it into a result."""
+
+
+def test_a_run_interrupted_after_it_started_still_reports_its_end(events: CapturedEvents):
+    def interrupted_merge(results: Any) -> list[dict[str, Any]]:
+        raise Stop
+
+    with pytest.raises(Stop):
+        rs.ScanExecutor(merge=interrupted_merge).run([returning("a", {"ticker": "AAA"})])
+
+    # What a run's start set up (a tracing hook's span) is ended by this event.
+    (scan,) = events.of(ScanFinished)
+    assert scan.interrupted == "Stop"
+    assert scan.counts["ok"] == 1
+    assert scan.fields()["interrupted"] == "Stop"
+
+
+def test_a_cancelled_arun_reports_its_end_and_cancels_its_scanners(events: CapturedEvents):
+    started = asyncio.Event()
+    cancelled: list[str] = []
+
+    async def slow(state: Mapping[str, Any]) -> Found:
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.append("slow")
+            raise
+        return []
+
+    async def main() -> None:
+        task = asyncio.create_task(rs.ScanExecutor().arun([slow]))
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+
+    assert cancelled == ["slow"]
+    (scan,) = events.of(ScanFinished)
+    assert scan.interrupted == "CancelledError"

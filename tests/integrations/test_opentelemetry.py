@@ -317,6 +317,22 @@ def test_an_executor_run_has_a_span_and_one_span_per_scanner_under_it(telemetry:
     assert spans["scanner broken"].attributes["error.type"] == "KeyError"  # type: ignore[index]
 
 
+def test_a_run_interrupted_after_its_start_ends_its_span_failed(telemetry: Telemetry):
+    def steady(state: object) -> list[dict[str, str]]:
+        return [{"ticker": "MSFT"}]
+
+    def interrupted(results: object) -> list[dict[str, str]]:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        rs.ScanExecutor(merge=interrupted).run([steady])
+
+    run = telemetry.finished()["scan"]  # ended, not left open in the caller's context
+    assert run.status.status_code is StatusCode.ERROR
+    assert run.status.description == "KeyboardInterrupt"
+    assert trace.get_current_span() is trace.INVALID_SPAN  # detached from the caller's context
+
+
 def test_application_spans_nest_under_attempt_scanner_and_run_on_real_threads(
     telemetry: Telemetry,
 ):
