@@ -536,12 +536,16 @@ def test_a_child_forked_during_a_half_open_trial_owns_no_trial_of_its_parent():
 def test_a_timeout_whose_budget_was_spent_before_the_call_is_no_failure(composed: bool):
     clock = FakeClock()
     service = Service()
+    call: Callable[[], str]
     if composed:
-        call = rs.resilient(timeout=5.0, breaker={"fail_max": 1, "reset_timeout": RESET})(service)
-        breaker = call.breaker
+        layered = rs.resilient(timeout=5.0, breaker={"fail_max": 1, "reset_timeout": RESET})(
+            service
+        )
+        assert layered.breaker is not None
+        call, breaker = layered, layered.breaker
     else:
-        call = rs.circuit_breaker(fail_max=1, reset_timeout=RESET)(rs.timeout(5.0)(service))
-        breaker = call.breaker
+        stacked = rs.circuit_breaker(fail_max=1, reset_timeout=RESET)(rs.timeout(5.0)(service))
+        call, breaker = stacked, stacked.breaker
 
     with rs.deadline_after(1.0, clock=clock):
         clock.advance(2.0)  # an enclosing budget (a retry's, the executor's) is spent
