@@ -173,9 +173,13 @@ class Call(Generic[T]):
 
         After False the outcome is ready to read (the worker releases it at once).
         """
+        # Counted before the claim is taken: once it is, the worker may return and count
+        # the call out at once, and an add after that remove would never be undone.
+        abandoned = _config.abandoned_calls()
+        abandoned.add(self.name)
         if self._claim.take():
-            _config.abandoned_calls().add(self.name)
             return True
+        abandoned.remove(self.name)
         self._done.acquire()
         return False
 

@@ -5,7 +5,7 @@ import pytest
 import resilient_scan as rs
 from resilient_scan import _config
 from resilient_scan._deadline import Deadline
-from resilient_scan._engine import Call, Claim, DaemonPool
+from resilient_scan._engine import AbandonedCalls, Call, Claim, DaemonPool
 from tests.helpers import settle, wait_until
 
 
@@ -66,6 +66,36 @@ def test_a_call_that_finishes_while_being_abandoned_hands_over_its_result():
     assert wait_until(lambda: call._claim.taken)  # finished, but nobody has looked yet
     assert not call.abandon()
     assert call.outcome() == "done"
+
+
+def test_a_call_returning_while_it_is_abandoned_is_not_counted_forever(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    go = threading.Event()
+    counted_out = threading.Event()
+    real_add, real_remove = AbandonedCalls.add, AbandonedCalls.remove
+
+    def add(self: AbandonedCalls, name: str) -> int:
+        go.set()  # the call returns now, while abandon() is in the middle of its work
+        counted_out.wait(0.5)
+        return real_add(self, name)
+
+    def remove(self: AbandonedCalls, name: str) -> int:
+        left = real_remove(self, name)
+        counted_out.set()
+        return left
+
+    monkeypatch.setattr(AbandonedCalls, "add", add)
+    monkeypatch.setattr(AbandonedCalls, "remove", remove)
+    before = rs.abandoned_threads()
+    call = DaemonPool().start_call("racing", lambda: go.wait(5) and "done", (), {}, deadline=None)
+
+    abandoned = call.abandon()
+
+    assert settle()
+    assert rs.abandoned_threads() == before
+    if not abandoned:  # the call won: its outcome is the caller's
+        assert call.outcome() == "done"
 
 
 def test_pool_threads_are_daemons_and_are_reused():
