@@ -243,7 +243,8 @@ class AsyncRun:
         assert loop is not None  # noqa: S101 - set by execute
 
         def work() -> None:
-            call.run(context, job.invoke, (), {}, job.deadline)
+            if not call.run(context, job.invoke, (), {}, job.deadline):
+                return  # timed out before a thread took it: reported, never started
             if call.result is None and call.error is None:  # abandoned by the timer
                 context.run(job.late, None)
                 return

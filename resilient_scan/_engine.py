@@ -143,8 +143,15 @@ class Call(Generic[T]):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         deadline: Deadline | None,
-    ) -> None:
-        """Run *func* in *context* under *deadline*; called on the worker thread."""
+    ) -> bool:
+        """Run *func* in *context* under *deadline*; called on the worker thread.
+
+        Returns False, running nothing, when the call was abandoned before it started (its
+        deadline passed while it waited for a thread): nobody will read its outcome.
+        """
+        if self._claim.taken:
+            _config.abandoned_calls().remove(self.name)  # counted when it was abandoned
+            return False
         self.started_at = time.monotonic()
         try:
             self.result = context.run(_call_with_deadline, func, args, kwargs, deadline)
@@ -153,12 +160,13 @@ class Call(Generic[T]):
         self.finished_at = time.monotonic()
         if self._claim.take():
             self._done.release()
-            return
+            return True
         # Abandoned: nobody will read the outcome. Report it, then free its frames.
         context.run(
             abandoned_call_returned, self.name, self.finished_at - self.started_at, self.error
         )
         self.result = self.error = None
+        return True
 
     def wait(self, seconds: float) -> bool:
         """Wait up to *seconds* for the call to finish; return whether it did."""
@@ -207,7 +215,7 @@ class _Worker(threading.Thread):
     def __init__(self, pool: DaemonPool, number: int) -> None:
         super().__init__(name=f"resilient_scan-{number}", daemon=True)
         self.pool = pool
-        self.tasks: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self.tasks: queue.SimpleQueue[Callable[[], object]] = queue.SimpleQueue()
 
     def run(self) -> None:
         pool = self.pool
@@ -283,7 +291,7 @@ class DaemonPool:
         """Threads alive now: busy, idle and abandoned."""
         return self._alive
 
-    def submit(self, task: Callable[[], None]) -> None:
+    def submit(self, task: Callable[[], object]) -> None:
         """Run *task* on an idle worker, or on a new one if none is idle.
 
         Raises:

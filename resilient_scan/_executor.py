@@ -411,6 +411,8 @@ class ScanExecutor:
             clock=clock,
             run_started=started,
             reporting=Reporting.now(),
+            deadline_limit=limit,
+            deadline_why=why,
         )
         return options, deadline, limit, why, time.time()
 

@@ -189,9 +189,9 @@ class _FanOut:
                 return
             call: Call[Any] = Call(self.name)
             self.calls[index] = call
-            call.run(self.context.copy(), self.func, (self.items[index],), {}, self.deadline)
-            if call.result is None and call.error is None and self._gave_up():
-                return  # abandoned at the deadline: the engine reported it
+            ran = call.run(self.context.copy(), self.func, (self.items[index],), {}, self.deadline)
+            if not ran or (call.result is None and call.error is None and self._gave_up()):
+                return  # abandoned at the deadline (before it started, or while it ran)
             failed = call.error is not None
             self.finished.put(index)
             if failed and self.fail_fast:

@@ -3,12 +3,13 @@
 The executor plans a run once (`PlannedScanner`: what to call, its settings and limit),
 runs each planned scanner as a `ScanJob`, and merges the results in plan order. Where a job
 runs does not matter to planning or merging: on the executor's threads (`_run`), on an
-event loop (`_arun`), or anywhere a planned scanner and the state can be sent (its parts
-are plain data and importable callables), through `run_scanner`.
+event loop (`_arun`), or on another machine's threads (`resilient_scan.dask` sends the
+planned scanners, plain data and importable callables, and runs them with `_run` there).
 
 A job has three steps:
 
-1. `ScanJob.invoke` (or `ainvoke`), in the scanner's own context, on the thread or task
+1. `ScanJob.invoke` (or, for an async scanner, `ScanJob.enter` and an await), in the
+   scanner's own context, on the thread or task
    that runs it: the scanner's recorder and log context, its state view, its class built,
    ``scanner.started``, then the scanner itself. This step is timed: the scanner's limit
    covers it.
@@ -29,11 +30,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
-from . import _config
-from ._clock import Clock, SystemClock, is_system
-from ._config import CURRENT_SCAN, DEADLINE
+from ._clock import Clock, SystemClock
+from ._config import CURRENT_SCAN
 from ._deadline import Deadline
-from ._engine import Call, DaemonPool
 from ._errors import CircuitOpenError, ScanTimeout
 from ._events import (
     DEBUG,
@@ -164,6 +163,9 @@ class JobOptions:
         clock: The clock that times scanners and deadlines.
         run_started: When the run started, on *clock*.
         reporting: Which scanner events anyone wants (asked once per run: see `Reporting`).
+        deadline_limit: The seconds of the run's own deadline (`deadline_seconds`, or an
+            enclosing one), for a scanner that passes it.
+        deadline_why: Which deadline that is, in words.
     """
 
     normalize: Normalizer
@@ -174,6 +176,8 @@ class JobOptions:
     clock: Clock
     run_started: float
     reporting: Reporting = field(default_factory=Reporting.now)
+    deadline_limit: float = 0.0
+    deadline_why: str = "the run's deadline_seconds"
 
 
 _MATERIALIZING = threading.Lock()
@@ -382,7 +386,7 @@ class ScanJob(LazyRecorder):
             # It ran past its limit, and only returned because the timer could not act in
             # time (C code holding the GIL delays it): a timeout all the same.
             self.late(error)
-            return self.timed_out(running=False, duration=returned_at - self.began)
+            return self._returned_late(returned_at - self.began)
         duration = returned_at - self.began
         tool_logs = self.logs
         if tool_logs is None:
@@ -459,6 +463,21 @@ class ScanJob(LazyRecorder):
         if options.reporting.finished_ok:  # nothing happened inside: not degraded
             report_finished(result, options)
         return result
+
+    def _returned_late(self, duration: float) -> ScanResult:
+        """The timeout of a scanner that returned past its deadline.
+
+        Of whichever limit it passed: its own, or the run's when that came first.
+        """
+        if self.deadline.at < self.began + self.planned.timeout:
+            options = self.options
+            return self.timed_out(
+                running=False,
+                duration=duration,
+                limit=options.deadline_limit,
+                why=options.deadline_why,
+            )
+        return self.timed_out(running=False, duration=duration)
 
     def timed_out(
         self,
@@ -691,52 +710,6 @@ def _emit(event: Event) -> None:
 FAKE_CLOCK_POLL: Final = 0.005
 
 
-def run_scanner(
-    planned: PlannedScanner,
-    state: Mapping[str, Any],
-    options: JobOptions,
-    *,
-    pool: DaemonPool | None = None,
-    deadline: Deadline | None = None,
-) -> ScanResult:
-    """Run one planned scanner to its result, on a daemon thread, under its timeout.
-
-    The scanner's limit counts from now; *deadline* (a run's) ends it sooner. At the limit
-    the thread is abandoned and the result is ``"timeout"``. Events are emitted here, as
-    the executor's own runs do. Never raises for anything the scanner does; a pool at its
-    bound gives an ``"error"`` result (`ThreadLimitError`).
-    """
-    clock = options.clock
-    started = clock.monotonic()
-    limit = Deadline(started + planned.timeout, clock).earliest(deadline).earliest(DEADLINE.get())
-    job = ScanJob(planned, state, options, started, limit)
-    context = contextvars.copy_context()
-    call: Call[Returned] = Call(planned.name)
-
-    def run() -> None:
-        call.run(context, job.invoke, (), {}, limit)
-        if call.result is None and call.error is None:  # abandoned: nobody takes it
-            context.run(job.late, None)
-
-    try:
-        (pool or _config.default_pool()).submit(run)
-    except Exception as exc:  # ThreadLimitError: the process has no thread to give
-        result = planned.unstarted(ScanStatus.ERROR, "no thread to run it on", error=exc)
-        report_finished(result, options)
-        return result
-    while True:
-        left = limit.remaining()
-        if left > 0 and call.wait(left if is_system(clock) else min(left, FAKE_CLOCK_POLL)):
-            break
-        if limit.expired and call.abandon():
-            return job.timed_out(running=True)
-        if limit.expired:
-            break  # it finished just as we gave up: its outcome is ready
-    error = call.error
-    call.error = None
-    return context.run(job.finish, call.result, error)
-
-
 __all__ = [
     "JobOptions",
     "LogCollector",
@@ -744,6 +717,5 @@ __all__ = [
     "Returned",
     "ScanJob",
     "report_finished",
-    "run_scanner",
     "safe_description",
 ]

@@ -257,6 +257,10 @@ class ThreadRun:
         deadline = Deadline(started + planned.timeout, clock)
         if self.deadline is not None:
             deadline = deadline.earliest(self.deadline)
+        if self._stopped or (self.deadline is not None and self.deadline.expired):
+            # The run's deadline passed while this worker took it: cancelled, not started.
+            self._settle_here(planned, planned.unstarted(ScanStatus.CANCELLED, CANCELLED_REASON))
+            return True
         job = ScanJob(planned, self.state, self.options, started, deadline)
         call: Call[Returned] = Call(planned.name)
         context = self._context.copy()
@@ -264,7 +268,8 @@ class ThreadRun:
         self._started.append(slot)
         if deadline.at < self._wake_at:
             self._handed.put(None)  # it must end before the caller next looks
-        call.run(context, job.invoke, (), {}, deadline)
+        if not call.run(context, job.invoke, (), {}, deadline):
+            return False  # abandoned before it started: reported as a timeout, never run
         if call.result is None and call.error is None:
             # Abandoned: the caller reported it as a timeout and started a worker in our
             # place; the engine has counted the call as returned.

@@ -1,3 +1,4 @@
+import contextvars
 import threading
 
 import pytest
@@ -96,6 +97,20 @@ def test_a_call_returning_while_it_is_abandoned_is_not_counted_forever(
     assert rs.abandoned_threads() == before
     if not abandoned:  # the call won: its outcome is the caller's
         assert call.outcome() == "done"
+
+
+def test_a_call_abandoned_before_it_started_never_runs():
+    ran: list[int] = []
+    before = rs.abandoned_threads()
+    call: Call[None] = Call("queued")
+
+    assert call.abandon()  # its deadline passed while it waited for a thread
+    assert rs.abandoned_threads() == before + 1
+    started = call.run(contextvars.copy_context(), ran.append, (1,), {}, None)
+
+    assert started is False
+    assert ran == []
+    assert rs.abandoned_threads() == before
 
 
 def test_pool_threads_are_daemons_and_are_reused():

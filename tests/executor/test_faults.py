@@ -206,6 +206,41 @@ def test_a_scanner_that_returns_after_its_limit_is_a_timeout(clock: FakeClock, e
     assert (dropped.scanner, dropped.candidates, dropped.outcome) == ("overran", 2, "ok")
 
 
+def test_a_scanner_that_returns_after_the_runs_deadline_is_a_timeout_of_that_deadline(
+    clock: FakeClock,
+):
+    def overran(state: Mapping[str, Any]) -> Found:
+        clock.advance(2.0)  # past the run's 1 s deadline, well within its own 30 s
+        return [{"ticker": "LATE"}]
+
+    report = rs.ScanExecutor(timeout_seconds=30.0, deadline_seconds=1.0, clock=clock).run([overran])
+
+    result = report.result("overran")
+    assert result.status == "timeout"
+    assert result.timeout_seconds == 1.0
+    assert result.error == "ScanTimeout: overran timed out after 1s (the run's deadline_seconds)"
+
+
+def test_no_scanner_starts_after_the_runs_deadline(clock: FakeClock):
+    ran: list[str] = []
+
+    def first(state: Mapping[str, Any]) -> Found:
+        clock.advance(2.0)  # the run's 1 s deadline passes while it runs
+        return []
+
+    def second(state: Mapping[str, Any]) -> Found:
+        ran.append("second")
+        return [{"ticker": "TOO_LATE"}]
+
+    report = rs.ScanExecutor(
+        timeout_seconds=30.0, deadline_seconds=1.0, max_workers=1, clock=clock
+    ).run([first, second])
+
+    assert ran == []
+    assert report.result("second").status == "cancelled"
+    assert report.candidates == []
+
+
 @pytest.mark.skipif(sys.implementation.name != "cpython", reason="needs the GIL")
 def test_a_scanner_holding_the_gil_past_its_limit_is_a_timeout_however_scheduled():
     # As C code that holds the GIL (a catastrophic regex, a huge power): the executor's timer

@@ -1,14 +1,13 @@
-"""One scanner on its own (the seam a distributed backend builds on, issue 13.4)."""
+"""What a backend sends to run scanners elsewhere pickles (issue 13.4)."""
 
 from __future__ import annotations
 
 import pickle
-import threading
 from collections.abc import Mapping
 from typing import Any
 
 import resilient_scan as rs
-from resilient_scan._job import JobOptions, Reporting, run_scanner
+from resilient_scan._job import JobOptions
 from tests.executor.support import Found
 
 
@@ -33,45 +32,9 @@ def test_a_planned_scanner_and_its_options_pickle():
 
     planned2, options2 = pickle.loads(pickle.dumps((planned, options)))  # noqa: S301 - ours
 
-    result = run_scanner(planned2, {"tool_logs": []}, options2)
-    assert result.status == "ok"
-    assert [c["ticker"] for c in result.candidates] == ["AAPL"]
-    assert result.dropped == 1
-    assert result.tool_logs == [{"tool": "quote"}]
-
-
-def test_run_scanner_times_out_and_abandons_the_thread(release: threading.Event):
-    def hangs(state: Mapping[str, Any]) -> Found:
-        release.wait()
-        return []
-
-    executor = rs.ScanExecutor(timeout_seconds=0.05)
-    (planned,) = executor.plan([hangs])
-    options = JobOptions(
-        rs.normalize_candidate,
-        None,
-        None,
-        None,
-        "r2",
-        executor.clock,
-        executor.clock.monotonic(),
-        Reporting.now(),
-    )
-
-    result = run_scanner(planned, {}, options)
-
-    assert result.status == "timeout"
-    assert result.abandoned
-
-
-def test_run_scanner_reports_errors_as_results():
-    def broken(state: Mapping[str, Any]) -> Found:
-        raise KeyError("MSFT")
-
-    executor = rs.ScanExecutor()
-    (planned,) = executor.plan([broken])
-    options = JobOptions(rs.normalize_candidate, None, None, None, "r3", executor.clock, 0.0)
-
-    result = run_scanner(planned, {}, options)
-
-    assert (result.status, result.error) == ("error", "KeyError: 'MSFT'")
+    # What a backend sends to another process arrives whole: a scanner that runs there
+    # is the same scanner, with the same limit and run.
+    assert planned2.target is quotes
+    assert (planned2.name, planned2.timeout, planned2.index) == ("quotes", 5.0, 0)
+    assert (options2.run_id, options2.normalize) == ("r1", rs.normalize_candidate)
+    assert options2.tool_logs == rs.discovery.TOOL_LOGS
