@@ -132,7 +132,11 @@ class ScanResult:
 
     @property
     def attempts(self) -> int:
-        """Scanner runs and retries: 1 plus retries for a scanner that ran, 0 otherwise."""
+        """How hard it tried: 1 for its run, plus every retry scheduled inside it.
+
+        The executor runs a scanner once; the retries are those of the retry layers it
+        called (all its calls together, as `retries`). 0 for a scanner that did not run.
+        """
         if self.status in NOT_RUN:
             return 0
         return 1 + self.calls.retries
