@@ -26,7 +26,8 @@ from ._deadline import Deadline
 from ._engine import DaemonPool
 from ._errors import ConfigError, KeyPart
 from ._events import ConfigUnmatched, MergeFailed, ScanFinished, ScanStarted
-from ._job import JobOptions, LogCollector, PlannedScanner, Reporting, _emit, _wants
+from ._instrument import emit_quietly, wanted_quietly
+from ._job import JobOptions, LogCollector, PlannedScanner, Reporting
 from ._report import Merger, Normalizer, ScanReport, ScanResult, ScanStatus
 from ._scanner import (
     EXECUTOR_KEYS,
@@ -375,16 +376,16 @@ class ScanExecutor:
         *workers*: the most scanners running at once, when a backend decides it.
         """
         for unmatched in self.unmatched(plan):
-            if _wants(ConfigUnmatched):
-                _emit(unmatched)
+            if wanted_quietly(ConfigUnmatched):
+                emit_quietly(unmatched)
         run_id = _run_id() if run_id is None else run_id
         mode = "concurrent" if self.concurrent else "sequential"
         if workers is None:
             workers = self.max_workers if self.concurrent else 1
-        if _wants(ScanStarted):
+        if wanted_quietly(ScanStarted):
             # Before the scanners' contexts are copied from this one: a tracing hook's run
             # span, set here, becomes their parent.
-            _emit(
+            emit_quietly(
                 ScanStarted(
                     len(plan), mode, workers, self.timeout_seconds, self.deadline_seconds, run_id
                 )
@@ -491,8 +492,8 @@ class ScanExecutor:
         except Exception as exc:  # the hook's bug costs the merge, never a finding
             candidates = [found for result in results for found in result.candidates]
             merge_error = describe_error(exc)
-            if _wants(MergeFailed):
-                _emit(MergeFailed(merge_error, error_type(exc), options.run_id))
+            if wanted_quietly(MergeFailed):
+                emit_quietly(MergeFailed(merge_error, error_type(exc), options.run_id))
         except BaseException as exc:  # interrupted while merging: the run still ends
             self._interrupted(results, options, abandoned, exc)
             raise
@@ -508,8 +509,8 @@ class ScanExecutor:
             run_id=options.run_id,
             merge_error=merge_error,
         )
-        if _wants(ScanFinished):
-            _emit(
+        if wanted_quietly(ScanFinished):
+            emit_quietly(
                 ScanFinished(
                     round(report.duration, 3),
                     round(report.speedup, 2),
@@ -534,7 +535,7 @@ class ScanExecutor:
 
         So whatever a run's start set up (a tracing hook's run span) ends with it.
         """
-        if not _wants(ScanFinished):
+        if not wanted_quietly(ScanFinished):
             return
         settled = [result for result in results if result is not None]
         counts = dict.fromkeys((status.value for status in ScanStatus), 0)
@@ -544,7 +545,7 @@ class ScanExecutor:
             why = describe_error(exc)
         except BaseException:  # describing must not replace what the caller gets
             why = type(exc).__name__
-        _emit(
+        emit_quietly(
             ScanFinished(
                 round(self.clock.monotonic() - options.run_started, 3),
                 0.0,

@@ -431,6 +431,26 @@ def emit(event: Event) -> None:
             report_failure(_hook_of(call), exc, event)
 
 
+def wanted_quietly(event_type: type[Event]) -> bool:
+    """`wanted`, for code that must never fail for logging's sake (a run, a worker).
+
+    A hook that cannot even be set up is no hook: False.
+    """
+    try:
+        return wanted(event_type)
+    except Exception:
+        return False
+
+
+def emit_quietly(event: Event) -> None:
+    """`emit`, letting nothing escape, not even a hook's `BaseException` (on a worker)."""
+    # A try statement: contextlib.suppress costs an object and two calls, once per scanner.
+    try:  # noqa: SIM105
+        emit(event)
+    except BaseException:  # noqa: S110 - emit reported a hook's failure; none is ours
+        pass
+
+
 def emit_if_wanted(event_type: type[Event], build: Callable[[], Event]) -> None:
     """Build and emit an event only when someone wants it (for events built at some cost)."""
     if wanted(event_type):

@@ -44,7 +44,7 @@ from ._events import (
     ScannerFinished,
     ScannerStarted,
 )
-from ._instrument import emit, wanted, wanted_at
+from ._instrument import emit_quietly, wanted_at
 from ._report import FAILED, NO_CALLS, NOT_RUN, Normalizer, ScanResult, ScanStatus
 from ._scanner import Construction, Constructor
 from ._state import ATOMS as _ATOMS
@@ -310,7 +310,7 @@ class ScanJob(LazyRecorder):
         else:
             scan = self._callable()
         if options.reporting.started:
-            _emit(ScannerStarted(planned.name, planned.pipeline, options.run_id))
+            emit_quietly(ScannerStarted(planned.name, planned.pipeline, options.run_id))
         return scan  # type: ignore[no-any-return]
 
     def _callable(self) -> Callable[..., Any]:
@@ -524,7 +524,7 @@ class ScanJob(LazyRecorder):
         """Report that a scanner already given up on returned after all: its result is dropped."""
         if self.options.reporting.late:
             ran_for = (self.returned_at or self.options.clock.monotonic()) - self.began
-            _emit(
+            emit_quietly(
                 LateResultDropped(
                     self.planned.name,
                     self.planned.pipeline,
@@ -558,61 +558,56 @@ class ScanJob(LazyRecorder):
 
     def _report(self, result: ScanResult, *, timeout: float | None = None) -> ScanResult:
         report_finished(result, self.options, timeout)
-        calls = result.calls
-        if (
-            calls is not NO_CALLS  # nothing happened inside: not degraded
-            and result.status is ScanStatus.OK
-            and calls.troubled
-            and self.options.reporting.degraded
-        ):
-            _emit(
-                ScannerDegraded(
-                    result.name,
-                    result.pipeline,
-                    calls.failed_calls,
-                    calls.timeouts,
-                    calls.circuit_open,
-                    calls.open_breakers,
-                    calls.summary(),
-                    self.options.run_id,
-                )
-            )
         return result
 
 
 def report_finished(result: ScanResult, options: JobOptions, timeout: float | None = None) -> None:
-    """Emit ``scanner.finished`` for *result*, if anyone wants it."""
+    """Emit ``scanner.finished`` for *result*, and ``scanner.degraded`` if it is, as wanted.
+
+    Wherever the scanner ran: on this process's threads, a loop, or a Dask worker.
+    """
     status = result.status
     reporting = options.reporting
-    if not (reporting.finished_failed if status in FAILED else reporting.finished_ok):
-        return
-    if timeout is None and status is ScanStatus.TIMEOUT:
-        timeout = result.timeout_seconds  # the limit that fired (its own attempt timeout)
-    if result.calls is NO_CALLS:  # no policy event inside: no retry, not degraded
+    calls = result.calls
+    if calls is NO_CALLS:  # no policy event inside: no retry, not degraded
         attempts, degraded = (0 if status in NOT_RUN else 1), False
     else:
         attempts, degraded = result.attempts, result.degraded
-    event = ScannerFinished(
-        result.name,
-        result.pipeline,
-        status._value_,  # the value, without Enum's descriptor: once per scanner
-        len(result.candidates),
-        result.dropped,
-        round(result.duration, 3),
-        attempts,
-        result.error_type,
-        result.error,
-        result.reason,
-        timeout,
-        degraded,
-        options.run_id,
-        result.traceback,
-        result.exception,
-    )
-    try:  # noqa: SIM105 - as _emit: nothing may escape, without contextlib's cost
-        emit(event)
-    except BaseException:  # noqa: S110 - emit reported a hook's failure; none is ours
-        pass
+    if reporting.finished_failed if status in FAILED else reporting.finished_ok:
+        if timeout is None and status is ScanStatus.TIMEOUT:
+            timeout = result.timeout_seconds  # the limit that fired (its own attempt timeout)
+        emit_quietly(
+            ScannerFinished(
+                result.name,
+                result.pipeline,
+                status._value_,  # the value, without Enum's descriptor: once per scanner
+                len(result.candidates),
+                result.dropped,
+                round(result.duration, 3),
+                attempts,
+                result.error_type,
+                result.error,
+                result.reason,
+                timeout,
+                degraded,
+                options.run_id,
+                result.traceback,
+                result.exception,
+            )
+        )
+    if degraded and reporting.degraded:
+        emit_quietly(
+            ScannerDegraded(
+                result.name,
+                result.pipeline,
+                calls.failed_calls,
+                calls.timeouts,
+                calls.circuit_open,
+                calls.open_breakers,
+                calls.summary(),
+                options.run_id,
+            )
+        )
 
 
 #: structlog's context variables for ``scanner`` and ``pipeline``, once known.
@@ -687,23 +682,6 @@ def _await_here(awaitable: Awaitable[Any]) -> Any:
         return await awaitable
 
     return asyncio.run(wait())
-
-
-def _wants(event_type: type[Event]) -> bool:
-    # Logging never changes an outcome: a hook that cannot even be set up is no hook.
-    try:
-        return wanted(event_type)
-    except Exception:
-        return False
-
-
-def _emit(event: Event) -> None:
-    # On a worker nothing may escape, not even a hook's BaseException. (A try statement:
-    # contextlib.suppress costs an object and two calls, once per scanner.)
-    try:  # noqa: SIM105
-        emit(event)
-    except BaseException:  # noqa: S110 - emit reported a hook's failure; none is ours
-        pass
 
 
 #: How often a waiter re-reads a clock that is not the system's (a test's fake clock).

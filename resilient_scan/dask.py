@@ -59,8 +59,7 @@ from ._dask_share import (
 )
 from ._deadline import Deadline
 from ._errors import ConfigError, KeyPart
-from ._events import ScannerDegraded
-from ._job import JobOptions, PlannedScanner, _emit, report_finished
+from ._job import JobOptions, PlannedScanner, report_finished
 from ._report import ScanResult, ScanStatus
 from ._run import CANCELLED_REASON
 from ._settings import Seconds
@@ -447,20 +446,6 @@ class _DaskRun:
         options = self.options
         assert options is not None  # noqa: S101 - set by execute
         report_finished(result, options, limit)
-        if result.status is ScanStatus.OK and result.calls.troubled and options.reporting.degraded:
-            calls = result.calls
-            _emit(
-                ScannerDegraded(
-                    result.name,
-                    result.pipeline,
-                    calls.failed_calls,
-                    calls.timeouts,
-                    calls.circuit_open,
-                    calls.open_breakers,
-                    calls.summary(),
-                    options.run_id,
-                )
-            )
 
     def _collected(self) -> list[ScanResult]:
         return [result for result in self.results if result is not None]
