@@ -186,7 +186,7 @@ class ScanExecutor:
 
     # -- planning -----------------------------------------------------------------------------
 
-    def plan(self, scanners: Iterable[ScannerLike] | ScannerRegistry) -> list[PlannedScanner]:
+    def _plan(self, scanners: Iterable[ScannerLike] | ScannerRegistry) -> list[PlannedScanner]:
         """Decide, before anything runs, what each scanner is, how it is called, its limit.
 
         Raises:
@@ -281,13 +281,19 @@ class ScanExecutor:
             return "disabled by its scanner(enabled=False)"
         return None
 
-    def unmatched(self, scanners: Sequence[PlannedScanner]) -> list[ConfigUnmatched]:
-        """The ``scanners.NAME`` and ``pipelines.NAME`` tables that match no planned scanner.
+    def unmatched(self, scanners: Iterable[ScannerLike] | ScannerRegistry) -> list[ConfigUnmatched]:
+        """The ``scanners.NAME`` and ``pipelines.NAME`` tables that match none of *scanners*.
 
         Each with the closest names of the run: usually a typo. `run` reports them as
         ``config.unmatched`` warnings; an application that owns its whole config may make
-        them errors.
+        them errors. Nothing runs.
+
+        Raises:
+            ConfigError: as `run`, if *scanners* are not scanners.
         """
+        return self._unmatched(self._plan(scanners))
+
+    def _unmatched(self, scanners: Sequence[PlannedScanner]) -> list[ConfigUnmatched]:
         names = [planned.name for planned in scanners]
         pipelines = [planned.pipeline for planned in scanners if planned.pipeline is not None]
         root: tuple[KeyPart, ...] = (
@@ -329,7 +335,7 @@ class ScanExecutor:
                 its ``prepare``).
         """
         state = _state(state)
-        plan = self.plan(scanners)
+        plan = self._plan(scanners)
         if self.backend is not None:
             return self._execute_on(self.backend, plan, state, run_id)
         if any(planned.is_async and planned.skip_reason is None for planned in plan):
@@ -363,7 +369,7 @@ class ScanExecutor:
                 " thread instead: await asyncio.to_thread(executor.run, scanners, state)",
             )
         state = _state(state)
-        plan = self.plan(scanners)
+        plan = self._plan(scanners)
         from ._arun import AsyncRun  # noqa: PLC0415 - asyncio loads with async scanners
 
         return await self._aexecute(plan, state, run_id, AsyncRun)
@@ -375,7 +381,7 @@ class ScanExecutor:
 
         *workers*: the most scanners running at once, when a backend decides it.
         """
-        for unmatched in self.unmatched(plan):
+        for unmatched in self._unmatched(plan):
             if wanted_quietly(ConfigUnmatched):
                 emit_quietly(unmatched)
         run_id = _run_id() if run_id is None else run_id

@@ -346,7 +346,7 @@ def test_unmatched_tables_can_be_listed_before_a_run():
     def market_movers(state: Mapping[str, Any]) -> Found:
         return []
 
-    found = executor.unmatched(executor.plan([market_movers]))
+    found = executor.unmatched([market_movers])
 
     assert [(event.key, event.close_matches) for event in found] == [
         ("scanners.market_mover", ("market_movers",))

@@ -19,7 +19,7 @@ def quotes(state: Mapping[str, Any]) -> Found:
 
 def test_a_planned_scanner_and_its_options_pickle():
     executor = rs.ScanExecutor(timeout_seconds=5.0)
-    (planned,) = executor.plan([quotes])
+    (planned,) = executor._plan([quotes])
     options = JobOptions(
         normalize=rs.normalize_candidate,
         tool_logs=rs.discovery.TOOL_LOGS,
