@@ -21,7 +21,7 @@ from typing import Any, Final, Literal, TextIO
 
 from . import _config
 from ._errors import ConfigError
-from ._text import CONSOLE_LIMIT, cap, escape_control, safe_str
+from ._text import CONSOLE_LIMIT, STATUS_WORDS, cap, escape_control, safe_str
 
 __all__ = [
     "CONSOLE_LIMIT",
@@ -57,15 +57,6 @@ _GLYPHS: Final = {
     "rule": ("─", "-"),
 }
 
-#: Statuses in the order a summary lists them, with the words it uses.
-_STATUS_WORDS: Final = {
-    "ok": "ok",
-    "error": "error",
-    "timeout": "timeout",
-    "circuit_open": "circuit open",
-    "skipped": "skipped",
-    "cancelled": "cancelled",
-}
 
 #: Why retrying gave up, in words (``attempts`` needs none: the count says it).
 _GAVE_UP_REASONS: Final = {
@@ -273,7 +264,7 @@ class ConsoleLines:
             return f"{head} {short_error(error, error_type)}"
         if state == "circuit_open":
             return f"{head} circuit open, not called"
-        words = _STATUS_WORDS.get(state, console_text(state))
+        words = STATUS_WORDS.get(state, console_text(state))
         return f"{head} {words} ({console_text(reason)})" if reason else f"{head} {words}"
 
     def degraded(self, *, scanner: object, summary: object) -> str:
@@ -299,7 +290,7 @@ class ConsoleLines:
         claims no speed-up at all.
         """
         parts = []
-        for status, words in _STATUS_WORDS.items():
+        for status, words in STATUS_WORDS.items():
             count = int(_number(counts.get(status)))
             if count:
                 part = f"{count} {words}"
@@ -445,7 +436,7 @@ class ScanConsoleRenderer:
         if name == "scanner.degraded":
             return self._degraded_event(event)
         if name == "scan.finished":
-            counts = {status: event.get(f"{status}_count") for status in _STATUS_WORDS}
+            counts = {status: event.get(f"{status}_count") for status in STATUS_WORDS}
             return lines.summary(
                 duration=event.get("duration"),
                 counts=counts,

@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Final
 
 from ._jsonsafe import dumps
-from ._text import cap, escape_control, safe_str
+from ._text import STATUS_WORDS, cap, escape_control, safe_str
 
 if TYPE_CHECKING:
     from ._report import ScanReport, ScanResult
@@ -44,14 +44,6 @@ _MARKS: Final = {
     "circuit_open": "⊘",
     "skipped": "○",
     "cancelled": "✗",
-}
-_STATUS_WORDS: Final = {
-    "ok": "ok",
-    "error": "error",
-    "timeout": "timeout",
-    "circuit_open": "circuit open",
-    "skipped": "skipped",
-    "cancelled": "cancelled",
 }
 #: Timeline entry kinds, with the legend's words.
 _KINDS: Final = {
@@ -230,7 +222,7 @@ def _span(report: ScanReport) -> float:
 def _summary(report: ScanReport) -> list[str]:
     counts = report.counts
     items = []
-    for status, words in _STATUS_WORDS.items():
+    for status, words in STATUS_WORDS.items():
         count = counts.get(status, 0)
         zero = " zero" if not count else ""
         items.append(
@@ -296,7 +288,7 @@ def _timeline(report: ScanReport, span: float) -> list[str]:
     legend = [
         *(
             f'<li><span class="sw s-{status}"></span>{words}</li>'
-            for status, words in _STATUS_WORDS.items()
+            for status, words in STATUS_WORDS.items()
         ),
         '<li><span class="wait"></span>waiting to retry</li>',
         *(f'<li><span class="ev ev-{kind}"></span>{words}</li>' for kind, words in _KINDS.items()),
@@ -324,7 +316,7 @@ def _row(result: ScanResult, span: float) -> str:
     label = (
         f'<div class="label s-{status}"><span class="mark">{_MARKS.get(status, "?")}</span>'
         f'<span class="name">{name}</span>'
-        f'<span class="sub">{_text(_STATUS_WORDS.get(status, status))}'
+        f'<span class="sub">{_text(STATUS_WORDS.get(status, status))}'
         f"{' · ' if sub else ''}{' · '.join(sub)}</span></div>"
     )
     inner: list[str] = []
@@ -338,7 +330,7 @@ def _row(result: ScanResult, span: float) -> str:
         left = result.started_at / span * 100
         width = max(_MIN_BAR, result.duration / span * 100)
         degraded = " degraded" if result.degraded else ""
-        tip = f"{result.name}: {_STATUS_WORDS.get(status, status)}, {_seconds(result.duration)}"
+        tip = f"{result.name}: {STATUS_WORDS.get(status, status)}, {_seconds(result.duration)}"
         if result.error:
             tip += f" — {result.error}"
         inner.append(
@@ -401,7 +393,7 @@ def _results(report: ScanReport) -> list[str]:
             f'<tr data-scanner="{_text(result.name, 200)}" data-status="{status}">'
             f'<td class="name">{_text(result.name, 200)}</td>'
             f'<td class="s-{status}"><span class="status">{_MARKS.get(status, "?")}'
-            f" {_text(_STATUS_WORDS.get(status, status))}</span></td>"
+            f" {_text(STATUS_WORDS.get(status, status))}</span></td>"
             f'<td class="num">{len(result.candidates)}</td>'
             f'<td class="num">{result.attempts}</td>'
             f'<td class="num">{result.cache_hits}</td>'

@@ -202,3 +202,14 @@ def note_broken_predicate(
     from ._instrument import emit  # noqa: PLC0415
 
     emit(PredicateFailed.of(where=where, function=function, original=original, broken=broken))
+
+
+#: Each scanner status in words, in the order reports list them.
+STATUS_WORDS: Final = {
+    "ok": "ok",
+    "error": "error",
+    "timeout": "timeout",
+    "circuit_open": "circuit open",
+    "skipped": "skipped",
+    "cancelled": "cancelled",
+}
