@@ -34,7 +34,8 @@ MOVERS = "/v1/market/movers"
 def fetch(url: str) -> str:
     """GET *url*; an HTTP error status raises."""
     with urllib.request.urlopen(url, timeout=5) as answer:  # noqa: S310 - the local simulator
-        return answer.read().decode()[:40]
+        body: bytes = answer.read()
+        return body.decode()[:40]
 
 
 def worker(redis_url: str, namespace: str, api: str) -> str:

@@ -77,7 +77,7 @@ class BaseScanner:
 
 
 # A stand-in for the market-data services the scanners call (in memory, so this runs anywhere).
-INSIDER_TRADES = [
+INSIDER_TRADES: list[dict[str, Any]] = [
     {"ticker": "NVDA", "insider": "CFO", "value": 250_000},
     {"ticker": "PLTR", "insider": "Director", "value": 60_000},
     {"ticker": "AMD", "insider": "CEO", "value": 900_000},
