@@ -9,7 +9,7 @@ import structlog
 
 import resilient_scan as rs
 from resilient_scan.testing import FakeClock
-from tests.helpers import Flaky, events_named
+from tests.helpers import Flaky, events_named, settle
 
 RESET = 10.0
 
@@ -55,12 +55,15 @@ def test_timeout_fired_names_the_limit_and_the_elapsed_time(release: threading.E
                 hang()
         finally:
             release.set()
+        assert settle()  # the abandoned call returns and reports, into this capture
     fired = events_named(events, "timeout.fired")
     assert len(fired) == 1
     assert fired[0]["limit"] == 0.1
     assert 0.08 <= fired[0]["elapsed"] < 1.5
     assert fired[0]["function"].endswith("hang")
     assert fired[0]["log_level"] == "warning"
+    (returned,) = events_named(events, "timeout.abandoned_call_finished")
+    assert returned["function"].endswith("hang")
 
 
 def test_breaker_state_changed_names_the_breaker_and_both_states(clock: FakeClock):
