@@ -60,12 +60,15 @@ DEADLINE_GRAIN = 0.001
 class _Lane:
     """Scanners waiting to start, and how many of them may run at once."""
 
-    __slots__ = ("bound", "queue", "running")
+    __slots__ = ("bound", "queue", "running", "starting")
 
     def __init__(self, scanners: Sequence[PlannedScanner], bound: int) -> None:
         self.queue: deque[PlannedScanner] = deque(scanners)
         self.bound = bound
         self.running = 0
+        # Set while `AsyncRun._start` fills the lane: a scanner settled meanwhile (no thread
+        # to give, a task that ended at once) leaves the refill to that loop, not a new one.
+        self.starting = False
 
 
 class _Job(ScanJob):
@@ -169,27 +172,37 @@ class AsyncRun:
 
     def _start(self, lane: _Lane) -> None:
         """Start the next scanners of *lane*, in order, as far as its bound lets them."""
+        if self.deadline is not None and self.deadline.expired and not self._stopped:
+            # The loop was held past the run's deadline: nothing more starts.
+            self._stop(self.deadline_limit, self.deadline_why)
+            return
         queue = lane.queue
         now = time.monotonic if is_system(self._clock) else self._clock.monotonic
         state, options, grain = self.state, self.options, self._grain
+        run_deadline = self.deadline
         spawn = self._spawn
-        while queue and lane.running < lane.bound and not self._stopped:
-            planned = queue.popleft()
-            lane.running += 1
-            began = now()
-            at = began + planned.timeout
-            bucket = self._last
-            if bucket is None or not bucket[0] <= at <= bucket[0] + grain:
-                bucket = self._bucket(at)
-            job = _Job(planned, state, options, began, bucket[2])
-            job.lane = lane
-            job.settled = False
-            job.call = job.task = None
-            bucket[3].append(job)
-            if planned.is_async:
-                job.task = spawn(self._drive(job))
-            else:
-                self._start_thread(job)
+        lane.starting = True
+        try:
+            while queue and lane.running < lane.bound and not self._stopped:
+                planned = queue.popleft()
+                lane.running += 1
+                began = now()
+                at = began + planned.timeout
+                bucket = self._last
+                if bucket is None or not bucket[0] - grain <= at <= bucket[0]:
+                    bucket = self._bucket(at)
+                job = _Job(planned, state, options, began, bucket[2])
+                job.lane = lane
+                job.settled = False
+                job.call = job.task = None
+                job.run_limited = run_deadline is not None and run_deadline.at < at
+                bucket[3].append(job)
+                if planned.is_async:
+                    job.task = spawn(self._drive(job))
+                else:
+                    self._start_thread(job)
+        finally:
+            lane.starting = False
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """A task for *coro*, in a copy of the run's context (not the ended scanner's)."""
@@ -201,10 +214,11 @@ class AsyncRun:
     def _bucket(self, at: float) -> _Bucket:
         """The bucket of a scanner whose limit ends at *at*, if not the newest one.
 
-        A scanner started within a grain of the newest bucket's first shares its deadline
-        (`_start` checks that first).
+        A bucket's deadline is a grain after its first scanner's limit; a scanner whose
+        limit ends at most a grain before it shares it (`_start` checks that first), so each
+        gets its full limit and at most a grain more.
         """
-        deadline = Deadline(at, self._clock).earliest(self.deadline)
+        deadline = Deadline(at + self._grain, self._clock).earliest(self.deadline)
         if deadline is self.deadline:  # the run's deadline comes first
             if self._run_bucket is None:
                 self._run_bucket = self._push(deadline)
@@ -285,7 +299,7 @@ class AsyncRun:
             finished = self._finished
             if finished is not None and not finished.done():
                 finished.set_result(None)
-        elif lane.queue and not self._stopped:
+        elif lane.queue and not self._stopped and not lane.starting:
             self._start(lane)
 
     def _settle_unstarted(self, planned: PlannedScanner, result: ScanResult) -> None:

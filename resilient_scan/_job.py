@@ -257,6 +257,7 @@ class ScanJob(LazyRecorder):
         "planned",
         "raw_count",
         "returned_at",
+        "run_limited",
         "state",
         "view",
     )
@@ -285,6 +286,8 @@ class ScanJob(LazyRecorder):
         self.logs: list[Any] | None = None  # its tool logs, once gathered
         self.returned_at: float | None = None
         self.raw_count = 0
+        # Whether the run's deadline ends it before its own limit (set by the run).
+        self.run_limited = False
 
     # -- 1. the timed part, in the scanner's own context -------------------------------------
 
@@ -469,7 +472,7 @@ class ScanJob(LazyRecorder):
 
         Of whichever limit it passed: its own, or the run's when that came first.
         """
-        if self.deadline.at < self.began + self.planned.timeout:
+        if self.run_limited:
             options = self.options
             return self.timed_out(
                 running=False,

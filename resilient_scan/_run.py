@@ -203,10 +203,13 @@ class ThreadRun:
             self._start_worker()  # a fresh worker takes the hung one's place
 
     def _settle_here(self, planned: PlannedScanner, result: ScanResult) -> None:
-        """Record a result made on the caller's thread, and report it."""
+        """Report a result that did not come from a worker's scanner, and record it.
+
+        Reported first: once it is recorded, the caller may end the run.
+        """
+        report_finished(result, self.options)
         self.results[planned.index] = result
         self._done.append(planned.index)
-        report_finished(result, self.options)
 
     def _start_worker(self) -> bool:
         """Start one more worker; if the pool has no thread, fail what no worker will run."""
@@ -258,10 +261,13 @@ class ThreadRun:
         if self.deadline is not None:
             deadline = deadline.earliest(self.deadline)
         if self._stopped or (self.deadline is not None and self.deadline.expired):
-            # The run's deadline passed while this worker took it: cancelled, not started.
-            self._settle_here(planned, planned.unstarted(ScanStatus.CANCELLED, CANCELLED_REASON))
+            # The run's deadline passed while this worker took it: cancelled, not started,
+            # and reported in the run's context, as the caller reports the others.
+            result = planned.unstarted(ScanStatus.CANCELLED, CANCELLED_REASON)
+            self._context.copy().run(self._settle_here, planned, result)
             return True
         job = ScanJob(planned, self.state, self.options, started, deadline)
+        job.run_limited = deadline is self.deadline
         call: Call[Returned] = Call(planned.name)
         context = self._context.copy()
         slot = _Slot(job, call, context)

@@ -15,6 +15,7 @@ import pytest
 import structlog
 
 import resilient_scan as rs
+from resilient_scan._arun import DEADLINE_GRAIN
 from resilient_scan.instrumentation import LateResultDropped, ScannerStarted
 from resilient_scan.testing import ApiSimulator, CapturedEvents
 from tests.executor.support import MARGIN, Found, Gauge, returning
@@ -236,7 +237,8 @@ def test_time_remaining_and_log_context_inside_an_async_scanner():
         rs.ScanExecutor(timeout_seconds=5).run([rs.scanner(name="looker", pipeline="news")(looks)])
 
     assert seen[0] is not None
-    assert 0 < seen[0] <= 5
+    # Its limit, and at most the grain by which scanners started together share a deadline.
+    assert 4.5 < seen[0] <= 5 + DEADLINE_GRAIN
     (logged,) = events_named(logs, "app.async")
     assert (logged["scanner"], logged["pipeline"]) == ("looker", "news")
 
@@ -336,3 +338,74 @@ def test_async_scanners_against_a_local_api():
     assert "NVDA" in [c["ticker"] for c in report.result("movers").candidates]
     assert report.result("options").error == "ConnectionError: HTTP 503 from /v1/options/flow"
     assert report.abandoned == 0
+
+
+# -- starting, deadlines and limits in the loop ------------------------------------------------
+
+
+def test_a_pool_without_a_thread_fails_every_sync_scanner_of_an_async_run(
+    release: threading.Event, events: CapturedEvents
+):
+    pool = rs.DaemonPool(max_threads=1)
+    pool.submit(release.wait)  # its one thread is busy
+
+    async def quick(state: Mapping[str, Any]) -> Found:
+        return []
+
+    def sync_scanner(i: int) -> Any:
+        def scan(state: Mapping[str, Any]) -> Found:
+            return []
+
+        scan.__name__ = f"sync_{i}"
+        return scan
+
+    # Hundreds of them: each one failed must not start the next in a nested call.
+    scanners = [quick, *(sync_scanner(i) for i in range(600))]
+    report = asyncio.run(rs.ScanExecutor(pool=pool, max_workers=4).arun(scanners))
+
+    assert report.counts["ok"] == 1
+    assert report.counts["error"] == 600
+    assert {r.reason for r in report.results if r.status == "error"} == {"no thread to run it on"}
+
+
+def test_async_scanners_started_together_each_get_their_own_limit():
+    async def blocks(state: Mapping[str, Any]) -> Found:
+        time.sleep(0.15)  # noqa: ASYNC251 - holds the loop: it returns before the timer acts
+        return []
+
+    def named(name: str) -> Any:
+        async def scan(state: Mapping[str, Any]) -> Found:
+            return await blocks(state)
+
+        scan.__name__ = name
+        return scan
+
+    report = rs.ScanExecutor(timeout_seconds=0.05).run([named("s1"), named("s2"), named("s3")])
+
+    for result in report.results:
+        assert result.status == "timeout"
+        assert result.timeout_seconds == 0.05
+        assert (
+            result.error
+            == f"ScanTimeout: {result.name} timed out after 0.05s (its timeout_seconds)"
+        )
+
+
+def test_no_async_scanner_starts_after_the_runs_deadline():
+    ran: list[str] = []
+
+    async def first(state: Mapping[str, Any]) -> Found:
+        time.sleep(0.2)  # noqa: ASYNC251 - holds the loop past the run's 0.1 s deadline
+        return []
+
+    async def second(state: Mapping[str, Any]) -> Found:
+        ran.append("second")
+        return [{"ticker": "LATE"}]
+
+    report = rs.ScanExecutor(concurrent=False, deadline_seconds=0.1, timeout_seconds=5).run(
+        [first, second]
+    )
+
+    assert ran == []
+    assert report.result("first").status == "timeout"
+    assert report.result("second").status == "cancelled"

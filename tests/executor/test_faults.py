@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import sys
 import threading
 import time
@@ -13,7 +14,7 @@ import structlog
 
 import resilient_scan as rs
 from resilient_scan import _config
-from resilient_scan.instrumentation import HookFactory, set_hooks
+from resilient_scan.instrumentation import Event, HookFactory, set_hooks
 from resilient_scan.testing import FakeClock
 from tests.executor.support import Found, hanging, returning
 
@@ -232,6 +233,14 @@ def test_no_scanner_starts_after_the_runs_deadline(clock: FakeClock):
         ran.append("second")
         return [{"ticker": "TOO_LATE"}]
 
+    request = contextvars.ContextVar("request", default="none")
+    seen: list[tuple[str, str | None, str]] = []
+
+    def hook(event: Event) -> None:
+        seen.append((event.name, getattr(event, "scanner", None), request.get()))
+
+    set_hooks([hook])
+    request.set("req-42")
     report = rs.ScanExecutor(
         timeout_seconds=30.0, deadline_seconds=1.0, max_workers=1, clock=clock
     ).run([first, second])
@@ -239,6 +248,10 @@ def test_no_scanner_starts_after_the_runs_deadline(clock: FakeClock):
     assert ran == []
     assert report.result("second").status == "cancelled"
     assert report.candidates == []
+    # Reported in the caller's context, as every other scanner is, and before the run ends.
+    finished = [(name, scanner, req) for name, scanner, req in seen if name.endswith("finished")]
+    assert finished[-1] == ("scan.finished", None, "req-42")
+    assert ("scanner.finished", "second", "req-42") in finished
 
 
 @pytest.mark.skipif(sys.implementation.name != "cpython", reason="needs the GIL")
