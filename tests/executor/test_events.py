@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import os
+import signal
 import threading
 import traceback
 from collections.abc import Mapping
@@ -342,3 +344,24 @@ def test_a_cancelled_arun_reports_its_end_and_cancels_its_scanners(events: Captu
     assert cancelled == ["slow"]
     (scan,) = events.of(ScanFinished)
     assert scan.interrupted == "CancelledError"
+
+
+def test_a_run_interrupted_by_ctrl_c_still_reports_its_end(
+    events: CapturedEvents, release: threading.Event
+):
+    def waits(state: Mapping[str, Any]) -> Found:
+        release.wait(5.0)
+        return []
+
+    # Ctrl-C while the caller waits for its scanners: the interrupt lands in the main thread.
+    timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            rs.ScanExecutor(timeout_seconds=10).run([waits])
+    finally:
+        timer.cancel()
+        release.set()
+
+    (scan,) = events.of(ScanFinished)
+    assert scan.interrupted == "KeyboardInterrupt"
