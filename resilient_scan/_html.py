@@ -194,7 +194,12 @@ def render_report(report: ScanReport, *, title: str = "resilient_scan report") -
         "</body>",
         "</html>",
     ]
-    return "\n".join(parts) + "\n"
+    page = "\n".join(parts) + "\n"
+    try:
+        page.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates (undecodable file names): no page holds them
+        return page.encode("utf-8", "replace").decode("utf-8")
+    return page
 
 
 def _meta(report: ScanReport) -> str:

@@ -20,6 +20,7 @@ from resilient_scan.cli import main
 from tests.cli.support import clean_env, cli, unique_module, write_config
 
 HOSTILE = r"""
+import os
 import time
 
 import resilient_scan as rs
@@ -71,6 +72,11 @@ def slow(state):
 
 def buggy(state):
     return {}["MSFT"]
+
+
+def undecodable(state):
+    name = os.fsdecode(b"/data/quotes-\xff.csv")  # a non-UTF-8 file name, as Linux gives it
+    raise FileNotFoundError(f"cannot open {name}")
 """
 
 
@@ -266,3 +272,17 @@ def test_at_40_columns_nothing_is_wider_and_no_word_is_cut(tmp_path, hostile, mo
     for word in ("long_error", "KeyError:", "'MSFT'", "candidate", "quick:", "attempt"):
         assert word in words, word
     assert re.search(r"^✓ quick$", out, re.MULTILINE)  # the narrow table: a block each
+
+
+def test_an_undecodable_file_name_in_an_error_costs_a_character_not_the_page(tmp_path, hostile):
+    config = config_of(tmp_path, hostile, "undecodable", "quick")
+    page, output = tmp_path / "page.html", tmp_path / "report.json"
+
+    done = main(["run", str(config), "--html", str(page), "--output", str(output)])
+
+    assert done == 1  # the scanner failed (--fail-on error), and nothing else did
+    html_text = page.read_text(encoding="utf-8")
+    assert "cannot open /data/quotes-" in html_text
+    assert "FAST" in html_text  # the rest of the run is on the page
+    report = json.loads(output.read_text(encoding="utf-8"))
+    assert report["counts"]["error"] == 1
