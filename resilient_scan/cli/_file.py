@@ -206,8 +206,11 @@ def resolve(reference: str, key: str) -> Any:
     return target
 
 
-def load_scanners(config: RunConfig) -> list[Any]:
+def load_scanners(config: RunConfig, methods: Sequence[str] = ("scan",)) -> list[Any]:
     """Import every scanner reference; flatten lists and registries into one list.
+
+    *methods*: the method names a scanner object or class may have (the file's
+    ``scan_method`` settings).
 
     Raises:
         CliError: naming the key and reference that cannot be imported or is not a scanner.
@@ -217,17 +220,17 @@ def load_scanners(config: RunConfig) -> list[Any]:
         key = f"{SETTINGS_TABLE}.scanners[{number}]"
         target = resolve(reference, key)
         items = list(target) if isinstance(target, (ScannerRegistry, list, tuple)) else [target]
-        problem = next(filter(None, map(_not_a_scanner, items)), None)
+        problem = next(filter(None, (_not_a_scanner(item, methods) for item in items)), None)
         if problem is not None:
             raise CliError(f"{key}: {reference!r} is not a scanner: {problem}")
         found.extend(items)
     return found
 
 
-def _not_a_scanner(item: object) -> str | None:
+def _not_a_scanner(item: object, methods: Sequence[str]) -> str | None:
     """Return why *item* is not a scanner, or None if it is one."""
     try:
-        scanner_info(item)
+        scanner_info(item, methods)
     except ConfigError as exc:
         return exc.problem
     return None
@@ -262,7 +265,9 @@ def load_state(config: RunConfig) -> Mapping[str, Any]:
     return target
 
 
-def check_tables(config: RunConfig, scanners: Sequence[Any]) -> None:
+def check_tables(
+    config: RunConfig, scanners: Sequence[Any], methods: Sequence[str] = ("scan",)
+) -> None:
     """Refuse ``scanners.NAME`` and ``pipelines.NAME`` tables that match no scanner.
 
     Raises:
@@ -274,7 +279,7 @@ def check_tables(config: RunConfig, scanners: Sequence[Any]) -> None:
     prefix = "discovery." if "discovery" in settings else ""
     if not isinstance(root, Mapping):
         return  # from_config has said what is wrong with it already
-    infos = [scanner_info(item) for item in scanners]
+    infos = [scanner_info(item, methods) for item in scanners]
     known = {
         "scanners": [info.name for info in infos],
         "pipelines": list(dict.fromkeys(info.pipeline for info in infos if info.pipeline)),

@@ -400,3 +400,43 @@ def test_help_says_a_config_file_is_code(capsys, argv):
     text = " ".join(capsys.readouterr().out.split())
     assert "a config file is code" in text
     assert "Run only config files you trust" in text
+
+
+SEED_STYLE = """
+class Seed:
+    name = "seed"
+
+    def __init__(self, config):
+        self.config = config
+
+    def scan_with_validation(self, state):
+        return [{"ticker": "MSFT", "context": "validated"}]
+"""
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["[discovery.scanner_execution]", "[discovery.scanners.seed]"],
+    ids=["executor", "scanner table"],
+)
+def test_a_file_that_names_the_scan_method_runs_classes_that_have_only_that(
+    tmp_path, capsys, where
+):
+    names = unique_module(tmp_path, SEED_STYLE, "cli_seed")
+    name = next(names)
+    config = write_config(
+        tmp_path,
+        f"""
+        [resilient_scan]
+        scanners = ["{name}:Seed"]
+
+        {where}
+        scan_method = ["scan_with_validation", "scan"]
+        """,
+    )
+    try:
+        assert run(config, "--json") == 0
+    finally:
+        next(names, None)
+    report = json.loads(capsys.readouterr().out)
+    assert [c["ticker"] for c in report["candidates"]] == ["MSFT"]
