@@ -205,12 +205,27 @@ class ScanExecutor:
             )
         plan: list[PlannedScanner] = []
         seen: set[str] = set()
+        methods = self.scan_methods()
         for index, item in enumerate(scanners):
-            plan.append(self._planned(index, item, seen))
+            plan.append(self._planned(index, item, seen, methods))
         return plan
 
-    def _planned(self, index: int, item: Any, seen: set[str]) -> PlannedScanner:
-        name, pipeline, enabled, function = self._identify(item)
+    def scan_methods(self) -> tuple[str, ...]:
+        """Every method a scanner object or class may be called through.
+
+        ``scan_method``, then each ``scanners.NAME.scan_method``: a class is recognised as a
+        scanner by any of them (its own table then says which one it is called through).
+        """
+        names = list(self.scan_method)
+        for table in self.scanners.values():
+            own = table.get("scan_method")
+            names.extend(name for name in own or () if name not in names)
+        return tuple(names)
+
+    def _planned(
+        self, index: int, item: Any, seen: set[str], methods: tuple[str, ...]
+    ) -> PlannedScanner:
+        name, pipeline, enabled, function = self._identify(item, methods)
         if name in seen:
             raise ConfigError(("scanners", name), "two scanners in this run share it")
         seen.add(name)
@@ -232,8 +247,8 @@ class ScanExecutor:
         method = find_method(item, own or self.scan_method)
         if method is None:
             where = ("scanners", name, "scan_method") if own else ("scan_method",)
-            methods = " or ".join(own or self.scan_method)
-            raise ConfigError(where, f"scanner {name} has no {methods}() method")
+            wanted = " or ".join(own or self.scan_method)
+            raise ConfigError(where, f"scanner {name} has no {wanted}() method")
         construction = None
         if isinstance(item, type):
             construction = Construction()  # a construct hook builds it instead
@@ -246,20 +261,22 @@ class ScanExecutor:
             index, name, pipeline, item, method, construction, settings, timeout, skip, asynchronous
         )
 
-    def _identify(self, item: object) -> tuple[str, str | None, bool, bool]:
+    def _identify(
+        self, item: object, methods: tuple[str, ...]
+    ) -> tuple[str, str | None, bool, bool]:
         """(name, pipeline, enabled, called as a function) of a scanner; `ConfigError` if none."""
         marked = getattr(item, "scanner_info", None)
         if type(marked) is ScannerInfo:
             return marked.name, marked.pipeline, marked.enabled, True
-        if marked is None and type(item) is FunctionType and self.scan_method == ("scan",):
+        if marked is None and type(item) is FunctionType and methods == ("scan",):
             # A plain function without a scan() attribute (checked here at C speed).
             name = item.__name__
             if not hasattr(item, "scan") and name.strip():
                 return name, None, True, True
         if isinstance(marked, ScannerInfo):
             return marked.name, marked.pipeline, marked.enabled, True
-        if isinstance(item, type) or find_method(item, self.scan_method) is not None:
-            info = scanner_info(item, self.scan_method)
+        if isinstance(item, type) or find_method(item, methods) is not None:
+            info = scanner_info(item, methods)
             return info.name, info.pipeline, info.enabled, False
         called = getattr(item, "__name__", None)
         if callable(item) and isinstance(called, str) and called.strip():

@@ -8,7 +8,6 @@ from typing import TextIO
 
 from resilient_scan._console import can_encode, console_text
 from resilient_scan._errors import ConfigError
-from resilient_scan._executor import ScanExecutor
 from resilient_scan._jsonsafe import dumps
 from resilient_scan._report import ScanReport
 
@@ -68,19 +67,6 @@ def write_file(path: Path, text: str, what: str) -> None:
         raise CliError(f"{path}: cannot write the {what}: {exc.strerror or exc}") from None
 
 
-def scan_methods(executor: ScanExecutor) -> tuple[str, ...]:
-    """Every method name the file lets scanners have: the executor's and each table's own."""
-    names = list(executor.scan_method)
-    for table in executor.scanners.values():
-        own = table.get("scan_method")
-        for name in (
-            (own,) if isinstance(own, str) else own if isinstance(own, (list, tuple)) else ()
-        ):
-            if isinstance(name, str) and name not in names:
-                names.append(name)
-    return tuple(names)
-
-
 def run_command(args: argparse.Namespace, *, stdout: TextIO, stderr: TextIO) -> int:
     """Run the scanners of ``args.config``; return the exit status (0, or 1 per --fail-on).
 
@@ -99,7 +85,7 @@ def run_command(args: argparse.Namespace, *, stdout: TextIO, stderr: TextIO) -> 
     with stdout_to(stderr if args.json else None):
         with import_roots(config.roots):
             try:
-                methods = scan_methods(executor)
+                methods = executor.scan_methods()
                 scanners = load_scanners(config, methods)
                 state = load_state(config)
                 check_tables(config, scanners, methods)

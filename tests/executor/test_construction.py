@@ -272,6 +272,26 @@ def test_scan_method_from_the_config_file():
     assert report.result("validating").dropped == 0
 
 
+class OnlyValidating(SeedBase):
+    """A class with no scan() at all, called through its own table's scan_method."""
+
+    name = "only_validating"
+
+    def scan_with_validation(self, state: Mapping[str, Any]) -> Found:
+        return [{"ticker": "VAL"}]
+
+
+def test_a_class_with_only_its_own_tables_scan_method_is_a_scanner():
+    executor = rs.ScanExecutor(
+        config=APP_CONFIG, scanners={"only_validating": {"scan_method": "scan_with_validation"}}
+    )
+
+    assert executor.scan_methods() == ("scan", "scan_with_validation")
+    report = executor.run([OnlyValidating, Earnings])
+    assert [c["ticker"] for c in report.result("only_validating").candidates] == ["VAL"]
+    assert report.result("earnings").status == "ok"  # still called through scan()
+
+
 def test_a_per_scanner_scan_method_that_does_not_exist_is_a_config_error():
     executor = rs.ScanExecutor(config=APP_CONFIG, scanners={"earnings": {"scan_method": "run"}})
 
