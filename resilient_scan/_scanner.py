@@ -31,6 +31,7 @@ from ._calls import is_async
 from ._errors import ConfigError
 from ._settings import close_matches
 from ._settings import show as _show_value
+from ._state import state_view
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -287,17 +288,19 @@ class Construction:
         """Build an instance of *target* (when the scanner runs)."""
         args: list[Any] = [config] if self.config else []
         kwargs: dict[str, Any] = {}
+        # A copy-on-write view, as a scanner's state is: a constructor that changes its
+        # settings (or a list in them) changes neither the next run's nor the caller's.
+        view = state_view(settings)
         if self.settings is not None:
-            # A copy: a constructor that changes its settings must not change the next run's.
-            kwargs[self.settings] = dict(settings)
+            kwargs[self.settings] = view
         for keyword in self.keywords:
-            if keyword in settings:
-                kwargs[keyword] = settings[keyword]
+            if keyword in view:
+                kwargs[keyword] = view[keyword]
         if self.rest:
             taken = {*self.keywords, *EXECUTOR_KEYS}
             if self.settings is not None:
                 taken.add(self.settings)
-            kwargs.update((k, v) for k, v in settings.items() if k not in taken)
+            kwargs.update((k, view[k]) for k in view if k not in taken)
         return target(*args, **kwargs)
 
 

@@ -230,6 +230,31 @@ def test_a_construct_hook_builds_every_class():
     assert built == [("NeedsClient", {"limit": 2, "min_value": 50_000}, True)]
 
 
+class AddsItsBenchmark:
+    """Changes what it was given: the next run and the caller must not see it."""
+
+    name = "watch"
+
+    def __init__(self, settings: dict[str, Any], *, tickers: list[str]) -> None:
+        settings["tickers"].append("SPY")
+        tickers.append("QQQ")
+        self.tickers = list(tickers)
+
+    def scan(self, state: Mapping[str, Any]) -> Found:
+        return [{"ticker": t} for t in self.tickers]
+
+
+def test_a_constructor_that_changes_its_settings_changes_neither_the_next_run_nor_the_caller():
+    config = {"discovery": {"scanners": {"watch": {"tickers": ["AAPL"]}}}}
+    executor = rs.ScanExecutor.from_config(config)
+
+    for _ in range(3):
+        report = executor.run([AddsItsBenchmark])
+        # One view of its table per build: the two names reach one list, as in a plain dict.
+        assert [c["ticker"] for c in report.result("watch").candidates] == ["AAPL", "SPY", "QQQ"]
+    assert config == {"discovery": {"scanners": {"watch": {"tickers": ["AAPL"]}}}}
+
+
 # -- scan_method ----------------------------------------------------------------------------
 
 
