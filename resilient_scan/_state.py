@@ -77,6 +77,28 @@ def _own(value: Any, seen: Registry) -> None:
         seen.setdefault(id(value), value)
 
 
+class _Items(ItemsView[Any, Any]):
+    """A view's items, as a dict's are: reversible too."""
+
+    __slots__ = ()
+
+    def __reversed__(self) -> Iterator[tuple[Any, Any]]:
+        view: dict[Any, Any] = self._mapping  # type: ignore[attr-defined] # the stdlib's slot
+        for key in reversed(dict.keys(view)):
+            yield key, view[key]
+
+
+class _Values(ValuesView[Any]):
+    """A view's values, as a dict's are: reversible too."""
+
+    __slots__ = ()
+
+    def __reversed__(self) -> Iterator[Any]:
+        view: dict[Any, Any] = self._mapping  # type: ignore[attr-defined] # the stdlib's slot
+        for key in reversed(dict.keys(view)):
+            yield view[key]
+
+
 class DictView(dict):  # type: ignore[type-arg]
     """A dict as one scanner sees it: a copy of the original's first level, filled lazily.
 
@@ -127,11 +149,11 @@ class DictView(dict):  # type: ignore[type-arg]
 
     def items(self) -> ItemsView[Any, Any]:  # type: ignore[override]
         """The items, nested dicts and lists as views."""
-        return ItemsView(self)
+        return _Items(self)
 
     def values(self) -> ValuesView[Any]:  # type: ignore[override]
         """The values, nested dicts and lists as views."""
-        return ValuesView(self)
+        return _Values(self)
 
     def __setitem__(self, key: Any, value: Any) -> None:
         """Set *key* in this view only."""

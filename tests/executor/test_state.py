@@ -922,3 +922,23 @@ def test_the_same_container_twice_in_the_state_is_one_view():
 
     assert seen_by_a_scanner(state, look) == (2, True)
     assert shared == {"limit": 1}
+
+
+def test_a_views_items_and_values_reverse_as_a_dicts_do():
+    state = {"closes": {"2024-01-01": 1.0, "2024-01-02": 2.0}}
+    seen: dict[str, Any] = {}
+
+    def latest_first(view: Any) -> list[Any]:
+        closes = view["closes"]
+        seen["items"] = list(reversed(closes.items()))
+        seen["values"] = list(reversed(closes.values()))
+        seen["keys"] = list(reversed(closes))
+        return []
+
+    report = rs.ScanExecutor().run([latest_first], state)
+
+    assert report.result("latest_first").status == "ok"
+    plain = state["closes"]
+    assert seen["items"] == list(reversed(plain.items()))
+    assert seen["values"] == list(reversed(plain.values()))
+    assert seen["keys"] == list(reversed(plain))
