@@ -31,6 +31,7 @@ from resilient_scan._executor import ScanExecutor
 from resilient_scan._scanner import ScannerRegistry, scanner_info
 from resilient_scan._settings import close_matches, reject_unknown
 from resilient_scan._text import describe_error
+from resilient_scan.discovery import DISCOVERY_KEYS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -156,8 +157,21 @@ def _reference(reference: str, key: str) -> tuple[str, str]:
 
 
 def _settings(config: RunConfig) -> dict[str, Any]:
-    """The executor's part of the document: everything but ``[resilient_scan]``."""
+    """The executor's part of the document: everything but ``[resilient_scan]``.
+
+    Raises:
+        ConfigError: for a table of the short shape (``[scanner_execution]``, ...) beside
+            ``[discovery]``, where it would be silently ignored.
+    """
     settings = {key: value for key, value in config.document.items() if key != SETTINGS_TABLE}
+    if "discovery" in settings:
+        for key in DISCOVERY_KEYS:
+            if key in settings:
+                raise ConfigError(
+                    (key,),
+                    f"ignored beside the [discovery] table, which holds this file's settings:"
+                    f" move it to [discovery.{key}]",
+                )
     return settings or {"scanner_execution": {}}  # only [resilient_scan]: the defaults
 
 

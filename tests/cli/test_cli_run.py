@@ -440,3 +440,25 @@ def test_a_file_that_names_the_scan_method_runs_classes_that_have_only_that(
         next(names, None)
     report = json.loads(capsys.readouterr().out)
     assert [c["ticker"] for c in report["candidates"]] == ["MSFT"]
+
+
+def test_a_short_shape_table_beside_discovery_is_an_error_not_ignored(tmp_path, module, capsys):
+    config = write_config(
+        tmp_path,
+        f"""
+        [resilient_scan]
+        scanners = ["{module}:registry"]
+
+        [scanner_execution]
+        timeout_seconds = 0.5
+
+        [discovery.scanners.movers]
+        enabled = true
+        """,
+    )
+
+    assert run(config) == 2
+    assert (
+        "scanner_execution: ignored beside the [discovery] table, which holds this file's"
+        " settings: move it to [discovery.scanner_execution]"
+    ) in capsys.readouterr().err
