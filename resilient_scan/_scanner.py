@@ -140,6 +140,14 @@ def scanner(
     return mark(func) if func is not None else mark
 
 
+def _info_of(label: str, *, name: str, pipeline: object, enabled: object) -> ScannerInfo:
+    """A class's or object's `ScannerInfo`; a bad attribute's error names the scanner."""
+    try:
+        return ScannerInfo(name=name, pipeline=pipeline, enabled=_enabled(enabled))  # type: ignore[arg-type]
+    except ConfigError as exc:  # ("scanner", "pipeline") -> ("scanners", label, "pipeline")
+        raise ConfigError(("scanners", label, *exc.path[1:]), exc.problem) from None
+
+
 def scanner_info(item: object, methods: Sequence[str] = ("scan",)) -> ScannerInfo:
     """Return the name, pipeline and on/off switch of a scanner, or raise `ConfigError`."""
     info = getattr(item, "scanner_info", None)
@@ -151,10 +159,11 @@ def scanner_info(item: object, methods: Sequence[str] = ("scan",)) -> ScannerInf
                 ("scanners",), f"scanner class {item.__name__} has no {_methods(methods)} method"
             )
         name = getattr(item, "name", None)
-        return ScannerInfo(
+        return _info_of(
+            item.__name__,
             name=name if isinstance(name, str) else item.__name__,
             pipeline=getattr(item, "pipeline", None),
-            enabled=_enabled(getattr(item, "enabled", True)),
+            enabled=getattr(item, "enabled", True),
         )
     if find_method(item, methods) is not None:
         name = getattr(item, "name", None)
@@ -163,10 +172,11 @@ def scanner_info(item: object, methods: Sequence[str] = ("scan",)) -> ScannerInf
                 ("scanners",),
                 f"scanner object {_show_value(item)} needs a string name, got {_show_value(name)}",
             )
-        return ScannerInfo(
+        return _info_of(
+            name,
             name=name,
             pipeline=getattr(item, "pipeline", None),
-            enabled=_enabled(getattr(item, "enabled", True)),
+            enabled=getattr(item, "enabled", True),
         )
     if callable(item):
         return ScannerInfo(name=getattr(item, "__name__", type(item).__name__))

@@ -425,3 +425,19 @@ def test_registering_a_class_or_object_under_another_name_is_an_error():
         registry.register(NamedScanner(), pipeline="momentum")  # type: ignore[call-overload]
     registry.register(NamedScanner)  # its own name is fine
     assert registry.names() == ["named"]
+
+
+def test_a_bad_pipeline_attribute_on_a_scanner_class_names_the_class():
+    class Movers:
+        @property
+        def pipeline(self) -> str:  # on the class, a property object: not a string
+            return "momentum"
+
+        def scan(self, state: Any) -> list[Any]:
+            return []
+
+    with pytest.raises(rs.ConfigError) as caught:
+        rs.ScanExecutor().run([Movers])
+
+    assert caught.value.path == ("scanners", "Movers", "pipeline")
+    assert "must be a string or None" in str(caught.value)
