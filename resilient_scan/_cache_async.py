@@ -26,6 +26,8 @@ import asyncio
 from collections.abc import Callable, Hashable
 from typing import Any, cast
 
+import anyio
+
 from . import _deadline
 from ._cache import AGAIN, MAX_LOOKS, POLL_SECONDS, Cache, Flight, Held
 from ._calls import finish_call
@@ -215,11 +217,11 @@ async def _wait_for(waiter: asyncio.Event, seconds: float) -> bool:
         return True
     if seconds <= 0:
         return False
-    try:
-        await asyncio.wait_for(waiter.wait(), seconds)
-    except asyncio.TimeoutError:
-        return waiter.is_set()
-    return True
+    # anyio's scope, not asyncio.wait_for: before Python 3.12, wait_for drops a cancellation
+    # from outside that lands in the step the waited-for event is set.
+    with anyio.move_on_after(seconds):
+        await waiter.wait()
+    return waiter.is_set()
 
 
 async def _lease_or_wait(cache: Cache[Any], key: Hashable) -> tuple[str | None, Any]:

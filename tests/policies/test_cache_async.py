@@ -256,3 +256,34 @@ def test_cache_clear_works_between_awaits(api: ApiSimulator):
     asyncio.run(main())
     assert api.requests(QUOTE) - before == 2
     assert fetch.cache_info().misses == 1  # counted since the clear
+
+
+def test_a_waiter_with_a_deadline_cancelled_as_the_load_lands_is_cancelled():
+    # asyncio.wait_for before Python 3.12 returned the value and dropped such a cancel.
+    gate: asyncio.Event | None = None
+
+    @rs.ttl_cache(ttl=60)
+    async def load(key: int) -> str:
+        assert gate is not None
+        await gate.wait()
+        return "value"
+
+    async def waiter() -> str:
+        with rs.deadline_after(10):  # a deadline: the waiter waits with a time limit
+            return await load(1)
+
+    async def main() -> None:
+        nonlocal gate
+        gate = asyncio.Event()
+        leader = asyncio.create_task(load(1))
+        await asyncio.sleep(0)
+        follower = asyncio.create_task(waiter())
+        await asyncio.sleep(0.01)  # the follower waits on the leader's load
+        gate.set()
+        await asyncio.sleep(0)  # the leader lands: the follower's event is set ...
+        follower.cancel()  # ... and the follower is cancelled from outside, in that step
+        with pytest.raises(asyncio.CancelledError):
+            await follower
+        assert await leader == "value"
+
+    asyncio.run(main())
