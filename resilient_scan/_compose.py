@@ -203,7 +203,7 @@ def _fused_sync(  # noqa: C901 - the hot frame is written out, one branch per ca
     if not counts:
         return _fused_inner_sync(slow, inner, name, retry, breaker, guarded=guarded)
 
-    def resilient_call(*args: Any, **kwargs: Any) -> R:  # noqa: C901 - one branch per case
+    def resilient_call(*args: Any, **kwargs: Any) -> R:  # noqa: C901, PLR0912 - one branch per case
         if store.state is CLOSED:
             current = runtime.dispatch
             if current is quiet[0] and scan() is None:  # nothing to count or report
@@ -212,23 +212,28 @@ def _fused_sync(  # noqa: C901 - the hot frame is written out, one branch per ca
                     result = inner(*args, **kwargs)
                 except Exception as exc:
                     ended(CLOSED_ADMISSION, exc)
-                    tries = Tries(retry, name, started, None)
-                    return retry_sync(tries, exc, guarded, args, kwargs)
-                if store.failures:
-                    store.record_success(CLOSED_ADMISSION, now=clock.time())
-                return result
+                    first: Exception = exc
+                else:
+                    if store.failures:
+                        store.record_success(CLOSED_ADMISSION, now=clock.time())
+                    return result
+                # Retried outside the handler: the first failure is no later one's context.
+                return retry_sync(Tries(retry, name, started, None), first, guarded, args, kwargs)
             if current is not None and not current.traced:  # counted, attempts untraced
                 started = monotonic()
                 try:
+                    failed: Exception | None = None
                     try:
                         result = inner(*args, **kwargs)
                     except Exception as exc:
                         ended(CLOSED_ADMISSION, exc)
-                        tries = Tries(retry, name, started, None)
-                        result = retry_sync(tries, exc, guarded, args, kwargs)
+                        failed = exc
                     else:
                         if store.failures:
                             store.record_success(CLOSED_ADMISSION, now=clock.time())
+                    if failed is not None:  # retried outside the handler, as above
+                        tries = Tries(retry, name, started, None)
+                        result = retry_sync(tries, failed, guarded, args, kwargs)
                 except BaseException as exc:
                     finish_call(name, started, timer, exc)
                     raise
@@ -266,10 +271,13 @@ def _fused_inner_sync(
                 result = inner(*args, **kwargs)
             except Exception as exc:
                 ended(CLOSED_ADMISSION, exc)
-                return retry_sync(Tries(retry, name, started, None), exc, guarded, args, kwargs)
-            if store.failures:
-                store.record_success(CLOSED_ADMISSION, now=clock.time())
-            return result
+                first: Exception = exc
+            else:
+                if store.failures:
+                    store.record_success(CLOSED_ADMISSION, now=clock.time())
+                return result
+            # Retried outside the handler: the first failure is no later one's context.
+            return retry_sync(Tries(retry, name, started, None), first, guarded, args, kwargs)
         return slow(*args, **kwargs)
 
     return functools.wraps(slow)(resilient_call)
@@ -304,11 +312,14 @@ def _fused_async(
                     result = await inner(*args, **kwargs)
                 except Exception as exc:
                     ended(CLOSED_ADMISSION, exc)
-                    tries = Tries(retry, name, started, None)
-                    return await retry_async(tries, exc, guarded, args, kwargs)
-                if store.failures:
-                    store.record_success(CLOSED_ADMISSION, now=clock.time())
-                return result
+                    first: Exception = exc
+                else:
+                    if store.failures:
+                        store.record_success(CLOSED_ADMISSION, now=clock.time())
+                    return result
+                # Retried outside the handler: the first failure is no later one's context.
+                tries = Tries(retry, name, started, None)
+                return await retry_async(tries, first, guarded, args, kwargs)
             if counts and current is not None and not current.traced:
                 return await counted_call(args, kwargs)
         return await slow(*args, **kwargs)
@@ -331,15 +342,18 @@ def _counted_async(
     async def counted_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
         started = monotonic()
         try:
+            failed: Exception | None = None
             try:
                 result = await inner(*args, **kwargs)
             except Exception as exc:
                 ended(CLOSED_ADMISSION, exc)
-                tries = Tries(retry, name, started, None)
-                result = await retry_async(tries, exc, guarded, args, kwargs)
+                failed = exc
             else:
                 if store.failures:
                     store.record_success(CLOSED_ADMISSION, now=clock.time())
+            if failed is not None:  # retried outside the handler: no chained context
+                tries = Tries(retry, name, started, None)
+                result = await retry_async(tries, failed, guarded, args, kwargs)
         except BaseException as exc:
             finish_call(name, started, timer, exc)
             raise

@@ -356,3 +356,39 @@ def test_a_clock_that_is_not_a_clock_is_a_config_error_naming_it(layer: str, clo
     with pytest.raises(rs.ConfigError) as info:
         rs.resilient(**{layer: settings})
     assert info.value.path == ("resilient", layer, "clock")
+
+
+class CountsCalls:
+    """A metrics-like hook: it takes call.finished, so calls are counted, attempts untraced."""
+
+    events = (CallFinished,)
+
+    def __call__(self, event: Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize("hooks", ["none", "counting"])
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
+def test_the_error_a_retry_gives_up_on_is_the_last_one_unchained(asynchronous: bool, hooks: str):
+    set_hooks([] if hooks == "none" else [CountsCalls()])
+    calls = 0
+
+    def fails() -> None:
+        nonlocal calls
+        calls += 1
+        raise ConnectionError(f"attempt {calls}")
+
+    async def fails_async() -> None:
+        fails()
+
+    # No wait between attempts: the retry runs straight on from the first failure.
+    policy = rs.resilient(retry={"attempts": 3, "backoff": 0}, breaker=True)
+    with pytest.raises(ConnectionError) as caught:
+        if asynchronous:
+            asyncio.run(policy(fails_async)())
+        else:
+            policy(fails)()
+
+    assert str(caught.value) == "attempt 3"
+    # Not "during handling of the above exception": the first failure is not its context.
+    assert caught.value.__context__ is None
