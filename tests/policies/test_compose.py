@@ -383,11 +383,15 @@ def test_the_error_a_retry_gives_up_on_is_the_last_one_unchained(asynchronous: b
 
     # No wait between attempts: the retry runs straight on from the first failure.
     policy = rs.resilient(retry={"attempts": 3, "backoff": 0}, breaker=True)
-    with pytest.raises(ConnectionError) as caught:
+
+    def call() -> None:
         if asynchronous:
             asyncio.run(policy(fails_async)())
         else:
             policy(fails)()
+
+    with pytest.raises(ConnectionError) as caught:
+        call()
 
     assert str(caught.value) == "attempt 3"
     # Not "during handling of the above exception": the first failure is not its context.
