@@ -343,14 +343,17 @@ class RateLimiter(RateLimitPolicy):
             return await self._wait_for_permit_async(asked, wait, key, function)
         return 0.0
 
-    def reserve(self, key: object = None, function: str = "") -> float:
+    def reserve(self, key: object = None, function: str = "", *, spent: float = 0.0) -> float:
         """Reserve a permit now; return how long until it is due (no waiting here).
+
+        *spent*: seconds the caller already waited for this call (a caller that woke too
+        late for its permit): ``max_wait`` counts them.
 
         Raises:
             RateLimitExceeded: if it is further away than the caller can wait (nothing is
                 reserved then).
         """
-        available = self._longest_wait
+        available = max(0.0, self._longest_wait - spent)
         deadline = DEADLINE.get()
         if deadline is not None:
             left = deadline.remaining()
@@ -387,7 +390,7 @@ class RateLimiter(RateLimitPolicy):
         clock = self.clock
         backoff_sleep(clock, wait)
         if clock.monotonic() - asked - wait > self._late_after:
-            again = self.reserve(key, function)
+            again = self.reserve(key, function, spent=clock.monotonic() - asked)
             if again > 0.0:
                 backoff_sleep(clock, again)
             wait += again
@@ -401,7 +404,7 @@ class RateLimiter(RateLimitPolicy):
         clock = self.clock
         await backoff_sleep_async(clock, wait)
         if clock.monotonic() - asked - wait > self._late_after:
-            again = self.reserve(key, function)
+            again = self.reserve(key, function, spent=clock.monotonic() - asked)
             if again > 0.0:
                 await backoff_sleep_async(clock, again)
             wait += again

@@ -462,3 +462,32 @@ def test_a_retry_budget_around_the_limiter_bounds_the_wait_for_a_permit(clock: F
     assert info.value.available == pytest.approx(0.5)
     assert clock.sleeps == []  # neither the limiter nor the retry waited for what cannot come
     assert [e.reason for e in events.of(RetryExhausted)] == ["retry_after"]
+
+
+def test_a_caller_that_wakes_late_still_waits_no_longer_than_max_wait():
+    limiter: rs.RateLimiter
+
+    class BusyClock(FakeClock):
+        """Too busy to wake on time: the first sleep overshoots by 0.6 s, while another
+        caller reserves the next permit."""
+
+        first = True
+
+        def sleep(self, seconds: float) -> None:
+            if self.first:
+                self.first = False
+                limiter.reserve()  # the other caller
+                super().sleep(seconds + 0.6)
+            else:
+                super().sleep(seconds)
+
+    clock = BusyClock()
+    limiter = rs.RateLimiter(1, per=1, max_wait=2, clock=clock)  # 1 permit a second
+    limiter.reserve()  # the permit due now is taken
+    started = clock.monotonic()
+
+    # Its permit (1 s away) went by while it slept 1.6 s; the next free one is 1.4 s
+    # further: 3 s in all, past max_wait=2. It gives up at once instead of waiting on.
+    with pytest.raises(rs.RateLimitExceeded):
+        limiter.acquire()
+    assert clock.monotonic() - started == pytest.approx(1.6)
