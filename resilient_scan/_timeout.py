@@ -131,7 +131,13 @@ def _sync_timeout(
             pool = own_pool or _config.default_pool()
             # ThreadLimitError here: the call did not start, and the error names the hung ones.
             call = pool.start_call(name, func, args, kwargs, deadline=deadline)
-            if call.wait(seconds) or not call.abandon():
+            try:
+                finished = call.wait(seconds)
+            except BaseException:  # Ctrl-C while waiting: the call runs on, and counts
+                if call.abandon() and wanted(CallAbandoned):
+                    emit(CallAbandoned(name, _config.abandoned_calls().running))
+                raise
+            if finished or not call.abandon():
                 return call.outcome()
             abandoned = True
         # else the enclosing budget is spent: the call is not even started.

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextvars
 import inspect
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -17,7 +19,7 @@ import structlog
 
 import resilient_scan as rs
 from resilient_scan.instrumentation import CallAbandoned, TimeoutFired
-from resilient_scan.testing import capture_events
+from resilient_scan.testing import CapturedEvents, capture_events
 from tests.helpers import capture_with_contextvars, events_named, settle, wait_until
 
 LIMIT = 0.05
@@ -391,3 +393,26 @@ def test_the_call_runs_on_another_thread_so_thread_locals_are_not_seen_but_conte
         return getattr(local, "session", None), request.get()
 
     assert inside() == (None, "req-1")
+
+
+def test_ctrl_c_while_waiting_leaves_the_call_counted_as_abandoned(
+    release: threading.Event, events: CapturedEvents
+):
+    @rs.timeout(30)
+    def hang() -> None:
+        release.wait(10)
+
+    before = rs.abandoned_threads()
+    timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            hang()
+        # The call runs on in its thread: counted, and reported, like any abandoned one.
+        assert rs.abandoned_threads() == before + 1
+        assert [e.function for e in events.of(CallAbandoned)] == [hang.__qualname__]
+    finally:
+        timer.cancel()
+        release.set()
+    assert settle()
+    assert rs.abandoned_threads() == before
