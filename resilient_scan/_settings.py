@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeAlias
 
+from ._calls import is_async
 from ._clock import Clock
 from ._errors import ConfigError, KeyPart
 
@@ -112,9 +113,17 @@ def optional_text(value: object, key: Key) -> str | None:
 
 
 def function(value: object, key: Key) -> Callable[..., Any]:
-    """Return *value* if it is callable, or raise `ConfigError`."""
+    """Return *value* if it is a plain callable, or raise `ConfigError`.
+
+    Not a coroutine function: a hook is called without ``await``, so an ``async def`` one
+    would hand back a coroutine (never equal to another, always true) and fail silently.
+    """
     if not callable(value):
         raise ConfigError(key, f"must be callable, got {show(value)}")
+    if is_async(value):
+        raise ConfigError(
+            key, f"must be a plain function, not a coroutine function: got {show(value)}"
+        )
     return value
 
 
@@ -217,7 +226,7 @@ class ExceptionMatcher:
                 key, f"must be an exception type or a predicate, got the class {show(value)}"
             )
         if callable(value):
-            return cls(value, dotted, predicate=value)
+            return cls(value, dotted, predicate=function(value, key))
         raise ConfigError(
             key, f"must be an exception type, a tuple of them or a predicate, got {show(value)}"
         )

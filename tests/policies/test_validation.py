@@ -111,3 +111,33 @@ def test_decorating_something_not_callable_raises_config_error_at_decoration_tim
 
     assert normalized(name) in normalized(str(info.value))
     assert "42" in str(info.value)
+
+
+async def _async_hook(*args: Any, **kwargs: Any) -> bool:
+    return True
+
+
+#: As code without type checking passes it (a type checker refuses it already).
+ASYNC_HOOK: Any = _async_hook
+
+
+@pytest.mark.parametrize(
+    ("build", "key"),
+    [
+        (lambda: rs.ttl_cache(ttl=60, key=ASYNC_HOOK), "ttl_cache.key"),
+        (lambda: rs.rate_limit(10, key=ASYNC_HOOK), "rate_limit.key"),
+        (lambda: rs.retry(on=ASYNC_HOOK), "retry.on"),
+        (lambda: rs.circuit_breaker(exclude=ASYNC_HOOK), "circuit_breaker.exclude"),
+        (lambda: rs.ScanExecutor(normalize=ASYNC_HOOK), "normalize"),
+        (lambda: rs.ScanExecutor(merge=ASYNC_HOOK), "merge"),
+        (lambda: rs.fan_out(ASYNC_HOOK, [1]), "fan_out.func"),
+    ],
+    ids=["cache key", "rate key", "retry on", "breaker exclude", "normalize", "merge", "fan_out"],
+)
+def test_a_coroutine_function_where_a_plain_one_is_called_is_a_config_error(
+    build: Callable[[], object], key: str
+):
+    # Called without await, it would hand back a coroutine: never equal, always true.
+    with pytest.raises(rs.ConfigError, match="not a coroutine function") as caught:
+        build()
+    assert caught.value.key.startswith(key)
