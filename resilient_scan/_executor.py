@@ -28,7 +28,7 @@ from ._errors import ConfigError, KeyPart
 from ._events import ConfigUnmatched, MergeFailed, ScanFinished, ScanStarted
 from ._instrument import emit_quietly, wanted_quietly
 from ._job import JobOptions, LogCollector, PlannedScanner, Reporting
-from ._report import Merger, Normalizer, ScanReport, ScanResult, ScanStatus
+from ._report import Merger, Normalizer, ScanReport, ScanResult
 from ._scanner import (
     EXECUTOR_KEYS,
     Construction,
@@ -532,19 +532,7 @@ class ScanExecutor:
             run_id=options.run_id,
             merge_error=merge_error,
         )
-        if wanted_quietly(ScanFinished):
-            emit_quietly(
-                ScanFinished(
-                    round(report.duration, 3),
-                    round(report.speedup, 2),
-                    len(report.candidates),
-                    report.dropped,
-                    abandoned,
-                    len(report.degraded),
-                    report.counts,
-                    options.run_id,
-                )
-            )
+        _announce_end(report)
         return report
 
     def _interrupted(
@@ -556,29 +544,43 @@ class ScanExecutor:
     ) -> None:
         """Report the end of a run that raised *exc* instead of returning its report.
 
-        So whatever a run's start set up (a tracing hook's run span) ends with it.
+        So whatever a run's start set up (a tracing hook's run span) ends with it; the
+        figures are those of the scanners settled by then.
         """
         if not wanted_quietly(ScanFinished):
             return
         settled = [result for result in results if result is not None]
-        counts = dict.fromkeys((status.value for status in ScanStatus), 0)
-        for result in settled:
-            counts[result.status.value] += 1
         try:
             why = describe_error(exc)
         except BaseException:  # describing must not replace what the caller gets
             why = type(exc).__name__
+        partial = ScanReport(
+            results=settled,
+            candidates=[found for result in settled for found in result.candidates],
+            tool_logs=[],
+            duration=self.clock.monotonic() - options.run_started,
+            mode="concurrent" if self.concurrent else "sequential",
+            max_workers=self.max_workers if self.concurrent else 1,
+            abandoned=abandoned,
+            run_id=options.run_id,
+        )
+        _announce_end(partial, interrupted=why)
+
+
+def _announce_end(report: ScanReport, *, interrupted: str = "") -> None:
+    """Emit ``scan.finished`` with *report*'s figures, if anyone wants it."""
+    if wanted_quietly(ScanFinished):
         emit_quietly(
             ScanFinished(
-                round(self.clock.monotonic() - options.run_started, 3),
-                0.0,
-                sum(len(result.candidates) for result in settled),
-                sum(result.dropped for result in settled),
-                abandoned,
-                sum(1 for result in settled if result.degraded),
-                counts,
-                options.run_id,
-                interrupted=why,
+                round(report.duration, 3),
+                round(report.speedup, 2),
+                len(report.candidates),
+                report.dropped,
+                report.abandoned,
+                len(report.degraded),
+                report.counts,
+                report.run_id,
+                interrupted=interrupted,
             )
         )
 
