@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Final
 
 from ._jsonsafe import dumps
-from ._text import STATUS_WORDS, cap, escape_control, safe_str
+from ._text import STATUS_WORDS, cap, escape_control, safe_str, utf8_safe
 
 if TYPE_CHECKING:
     from ._report import ScanReport, ScanResult
@@ -194,12 +194,7 @@ def render_report(report: ScanReport, *, title: str = "resilient_scan report") -
         "</body>",
         "</html>",
     ]
-    page = "\n".join(parts) + "\n"
-    try:
-        page.encode("utf-8")
-    except UnicodeEncodeError:  # lone surrogates (undecodable file names): no page holds them
-        return page.encode("utf-8", "replace").decode("utf-8")
-    return page
+    return utf8_safe("\n".join(parts) + "\n")  # lone surrogates: no page can hold them
 
 
 def _meta(report: ScanReport) -> str:

@@ -29,7 +29,7 @@ from collections.abc import Set as AbstractSet
 from datetime import date, datetime, time, timedelta
 from typing import Any, Final
 
-from ._text import safe_str
+from ._text import safe_str, utf8_safe
 
 __all__ = ["MAX_DEPTH", "dumps", "plain"]
 
@@ -66,7 +66,7 @@ class _Plain:
         if value is None or value is True or value is False:
             return value
         if isinstance(value, str):
-            return _text(str.__str__(value))
+            return utf8_safe(str.__str__(value))
         if isinstance(value, int):
             return _integer(value)
         if isinstance(value, float):
@@ -75,14 +75,14 @@ class _Plain:
         if isinstance(value, enum.Enum):
             return self.convert(value.value, depth)
         if isinstance(value, (datetime, date, time)):
-            return _text(value.isoformat())
+            return utf8_safe(value.isoformat())
         if isinstance(value, timedelta):
             return value.total_seconds()
         if isinstance(value, (bytes, bytearray, memoryview)):
-            return _text(bytes(value).decode("utf-8", "backslashreplace"))
+            return utf8_safe(bytes(value).decode("utf-8", "backslashreplace"))
         if isinstance(value, (Mapping, list, tuple, AbstractSet)):
             return self.container(value, depth)
-        return _text(safe_str(value))
+        return utf8_safe(safe_str(value))
 
     def container(self, value: object, depth: int) -> Any:
         kind = type(value).__name__
@@ -119,11 +119,11 @@ class _Plain:
 
 def _key(key: object) -> str:
     if isinstance(key, str):
-        return _text(str.__str__(key))
+        return utf8_safe(str.__str__(key))
     if key is None or isinstance(key, (bool, int, float)):
         converted = _Plain().convert(key, 0)
         return json.dumps(converted) if not isinstance(converted, str) else converted
-    return _text(safe_str(key))
+    return utf8_safe(safe_str(key))
 
 
 def _integer(value: int) -> int | str:
@@ -134,14 +134,6 @@ def _integer(value: int) -> int | str:
         digits = int(number.bit_length() * _LOG10_2) + 1
         return f"<integer of about {digits} digits>"
     return number
-
-
-def _text(text: str) -> str:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:  # lone surrogates: no UTF-8 file can hold them
-        return text.encode("utf-8", "replace").decode("utf-8")
-    return text
 
 
 def _sorted(items: list[Any]) -> list[Any]:

@@ -204,6 +204,19 @@ def note_broken_predicate(
     emit(PredicateFailed.of(where=where, function=function, original=original, broken=broken))
 
 
+def utf8_safe(text: str) -> str:
+    """*text* as any UTF-8 file can hold it.
+
+    A lone surrogate (an undecodable file name handed over by the OS) becomes ``?``;
+    everything else is unchanged.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
 #: Each scanner status in words, in the order reports list them.
 STATUS_WORDS: Final = {
     "ok": "ok",

@@ -60,9 +60,7 @@ def write_file(path: Path, text: str, what: str) -> None:
         CliError: naming the file and why it could not be written.
     """
     try:
-        # errors="replace": a lone surrogate (an undecodable name in an error) costs one
-        # character, never the file.
-        path.write_text(text, encoding="utf-8", errors="replace")
+        path.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise CliError(f"{path}: cannot write the {what}: {exc.strerror or exc}") from None
 
