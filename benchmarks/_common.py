@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, TextIO, cast
+from typing import Any, TextIO, TypeVar, cast
 
 import resilient_scan as rs
 
@@ -149,18 +149,26 @@ def calibrate(func: Callable[[], object], sample_seconds: float = 0.02) -> int:
         calls *= 4
 
 
-def interleaved(variants: Mapping[str, Callable[[], float]], rounds: int) -> dict[str, Samples]:
-    """Measure every variant *rounds* times, rotating their order each round.
+T = TypeVar("T")
 
-    Each variant is a function that takes one sample and returns it in seconds.
+
+def rotated(variants: Mapping[str, Callable[[], T]], rounds: int) -> dict[str, list[T]]:
+    """Take *rounds* samples of every variant, rotating their order each round.
+
+    So a burst of noise hits every variant alike. Each variant takes one sample.
     """
     names = list(variants)
-    taken: dict[str, list[float]] = {name: [] for name in names}
+    taken: dict[str, list[T]] = {name: [] for name in names}
     for round_number in range(rounds):
         shift = round_number % len(names)
         for name in names[shift:] + names[:shift]:
             taken[name].append(variants[name]())
-    return {name: Samples(tuple(values)) for name, values in taken.items()}
+    return taken
+
+
+def interleaved(variants: Mapping[str, Callable[[], float]], rounds: int) -> dict[str, Samples]:
+    """Measure every variant *rounds* times (`rotated`); each sample in seconds."""
+    return {name: Samples(tuple(values)) for name, values in rotated(variants, rounds).items()}
 
 
 def compare_calls(

@@ -52,6 +52,7 @@ from _common import (  # benchmarks/ is on sys.path when a benchmark runs as a s
     log_summary,
     ms,
     print_report,
+    rotated,
     run_threads,
     us,
 )
@@ -108,16 +109,10 @@ Sampler = Callable[[], tuple[float, float]]
 
 
 def interleaved(variants: Mapping[str, Sampler], rounds: int) -> dict[str, Costs]:
-    """Take *rounds* samples of each variant, rotating their order every round."""
-    names = list(variants)
-    taken: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
-    for round_number in range(rounds):
-        shift = round_number % len(names)
-        for name in names[shift:] + names[:shift]:
-            taken[name].append(variants[name]())
+    """Take *rounds* (wall, CPU) samples of each variant (`_common.rotated`)."""
     return {
         name: Costs(tuple(w for w, _ in samples), tuple(c for _, c in samples))
-        for name, samples in taken.items()
+        for name, samples in rotated(variants, rounds).items()
     }
 
 
