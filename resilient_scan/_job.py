@@ -571,12 +571,15 @@ def report_finished(result: ScanResult, options: JobOptions, timeout: float | No
     """
     status = result.status
     reporting = options.reporting
+    finished = reporting.finished_failed if status in FAILED else reporting.finished_ok
+    if not finished and not reporting.degraded:
+        return
     calls = result.calls
     if calls is NO_CALLS:  # no policy event inside: no retry, not degraded
         attempts, degraded = (0 if status in NOT_RUN else 1), False
     else:
         attempts, degraded = result.attempts, result.degraded
-    if reporting.finished_failed if status in FAILED else reporting.finished_ok:
+    if finished:
         if timeout is None and status is ScanStatus.TIMEOUT:
             timeout = result.timeout_seconds  # the limit that fired (its own attempt timeout)
         emit_quietly(
