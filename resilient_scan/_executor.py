@@ -210,6 +210,15 @@ class ScanExecutor:
             plan.append(self._planned(index, item, seen, methods))
         return plan
 
+    @property
+    def _mode(self) -> str:
+        return "concurrent" if self.concurrent else "sequential"
+
+    @property
+    def _workers(self) -> int:
+        """The most scanners of a run on this process's threads that run at once."""
+        return self.max_workers if self.concurrent else 1
+
     def scan_methods(self) -> tuple[str, ...]:
         """Every method a scanner object or class may be called through.
 
@@ -402,9 +411,9 @@ class ScanExecutor:
             if wanted_quietly(ConfigUnmatched):
                 emit_quietly(unmatched)
         run_id = _run_id() if run_id is None else run_id
-        mode = "concurrent" if self.concurrent else "sequential"
+        mode = self._mode
         if workers is None:
-            workers = self.max_workers if self.concurrent else 1
+            workers = self._workers
         if wanted_quietly(ScanStarted):
             # Before the scanners' contexts are copied from this one: a tracing hook's run
             # span, set here, becomes their parent.
@@ -450,7 +459,7 @@ class ScanExecutor:
             plan,
             state,
             options,
-            workers=self.max_workers if self.concurrent else 1,
+            workers=self._workers,
             pool=self.pool or _config.default_pool(),
             deadline=deadline,
             deadline_limit=limit,
@@ -508,7 +517,7 @@ class ScanExecutor:
         workers: int | None = None,
     ) -> ScanReport:
         if workers is None:
-            workers = self.max_workers if self.concurrent else 1
+            workers = self._workers
         merge_error = None
         try:
             candidates = self.merge(results)
@@ -525,7 +534,7 @@ class ScanExecutor:
             candidates=candidates,
             tool_logs=[entry for result in results for entry in result.tool_logs],
             duration=self.clock.monotonic() - options.run_started,
-            mode="concurrent" if self.concurrent else "sequential",
+            mode=self._mode,
             max_workers=workers,
             abandoned=abandoned,
             started_at=wall,
@@ -559,8 +568,8 @@ class ScanExecutor:
             candidates=[found for result in settled for found in result.candidates],
             tool_logs=[],
             duration=self.clock.monotonic() - options.run_started,
-            mode="concurrent" if self.concurrent else "sequential",
-            max_workers=self.max_workers if self.concurrent else 1,
+            mode=self._mode,
+            max_workers=self._workers,
             abandoned=abandoned,
             run_id=options.run_id,
         )
